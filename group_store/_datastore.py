@@ -1,0 +1,267 @@
+"""``DataStore``: the async store with a background write queue (asyncio and trio)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+
+from ._codec import decode_document
+from ._engine import MISSING, Engine
+from ._errors import KeyNotFoundError
+from ._expiry import Clock, is_expired
+from ._handle import WriteHandle, settled
+from ._layout import Location
+from ._local import LocalStorage
+from ._view import Ttl, View
+from ._writer import DEFAULT_MAX_PENDING_BYTES, Writer, WriterStatistics
+
+T = TypeVar("T")
+
+
+class DataStore(View):
+    """A hierarchical JSON file store whose saves return at once and are written in the background.
+
+    ``save()`` and ``append()`` serialize their data immediately (later
+    mutation of the object is not stored) and return a ``WriteHandle``: await
+    it to know the write is on disk, or ignore it. One writer thread serves the
+    store and every view ``narrow()`` makes of it; it is started on the first
+    write and needs no ``async with`` (but leaving one, or ``aclose()``, waits for
+    every queued write). Reads see queued writes. See ``Writer`` for the queue's
+    contract: coalescing, ordering, back-pressure (``max_pending_bytes``, 64 MiB
+    by default), close and failure.
+    """
+
+    def __init__(
+        self,
+        root_path: str | os.PathLike[str],
+        durable: bool = False,
+        *,
+        clock: Clock = time.time,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+    ) -> None:
+        storage = LocalStorage(Path(root_path), file_mode=file_mode, dir_mode=dir_mode)
+        engine = Engine(storage, clock, durable=durable)
+        super().__init__(engine, ())
+        self._writer = Writer(engine, max_pending_bytes)
+        self._owns_writer = True
+
+    def narrow(self, *keys: str) -> DataStore:
+        """A view of the sub-store under ``keys``, sharing this store's writer.
+
+        Use it plainly or as ``async with``; leaving the ``async with`` waits for
+        every queued write (it does not close the parent store).
+        """
+        view = DataStore.__new__(DataStore)
+        View.__init__(view, self._engine, self._child_segments(keys))
+        view._writer = self._writer
+        view._owns_writer = False
+        return view
+
+    # -- writes ------------------------------------------------------------
+
+    def save(
+        self, key: str, data: Any, *, ttl: Ttl = None, expires_at: datetime | None = None
+    ) -> WriteHandle[None]:
+        """Queue ``data`` as the document ``key``; returns at once with an awaitable handle.
+
+        ``data`` is serialized now. No TTL clears an old expiry.
+
+        Raises:
+            SerializationError: at the call, if ``data`` cannot be stored (nothing is queued).
+            InvalidKeyError, InvalidArgumentError: at the call, for a bad key, ttl or expires_at.
+            StoreClosedError: after ``aclose()``.
+        The handle raises EntryKindError, StorageError or UnsafeFileError if the write fails.
+        """
+        loc, payload, expiry = self._document(key, data, ttl, expires_at)
+        return self._writer.save(loc, payload, expiry)
+
+    def append(self, key: str, items: Sequence[Any], *, max_items: int | None = None) -> WriteHandle[None]:
+        """Queue ``items`` for the log ``key`` (one write; the newest ``max_items`` kept).
+
+        Raises:
+            SerializationError: at the call, if any item cannot be stored (nothing is queued).
+        """
+        loc, lines, count = self._lines(key, items, max_items)
+        if not count:
+            return settled()
+        return self._writer.append(loc, lines, count, max_items)
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key`` (in order with queued writes); ``True`` if it held a live entry."""
+        loc = self._location(key)
+        result: bool = await self._writer.call(partial(self._locked, loc, self._engine.delete, loc), loc)
+        return result
+
+    async def update(
+        self,
+        key: str,
+        function: Callable[[Any], Any],
+        default: Any = MISSING,
+        *,
+        ttl: Ttl = None,
+        expires_at: datetime | None = None,
+    ) -> Any:
+        """Atomically replace the value with ``function(value)`` and return the new value.
+
+        ``function`` runs in the writer thread with the directory lock held,
+        after every write issued before; keep it short and non-blocking. Atomic
+        across tasks, threads and processes. A missing key starts from a copy of
+        ``default``; the expiry is kept unless ``ttl`` or ``expires_at`` is given.
+
+        Raises:
+            KeyNotFoundError: if missing and no ``default``.
+            Whatever ``function`` raises; nothing is written then.
+        """
+        loc = self._location(key)
+        expiry = self._update_expiry(key, ttl, expires_at)
+        work = partial(self._locked, loc, self._engine.update, loc, function, default, expiry)
+        return await self._writer.call(work, loc)
+
+    async def sweep(self) -> int:
+        """Delete expired entries in this subtree (and crash leftovers); return how many entries."""
+        count: int = await self._writer.call(partial(self._engine.sweep, self._directory, self._segments))
+        return count
+
+    def _locked(self, loc: Location, function: Callable[..., T], *args: Any) -> T:
+        with self._engine.lock(loc.directory):
+            return function(*args)
+
+    async def flush(self) -> None:
+        """Wait until every save and append issued so far is on disk.
+
+        Raises:
+            GroupStoreError: the first write that failed since the last flush
+                (the count of others is in its notes).
+        """
+        await self._writer.barrier()
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        failures = self._writer.take_failures()
+        if failures:
+            first = failures[0]
+            if len(failures) > 1:
+                first.add_note(f"{len(failures) - 1} more write(s) failed since the last flush")
+            raise first
+
+    async def aclose(self) -> None:
+        """Write everything queued and stop the writer (a view only flushes).
+
+        Runs to completion even if cancelled. Further writes raise StoreClosedError.
+
+        Raises:
+            GroupStoreError: the first write that failed since the last flush.
+        """
+        if self._owns_writer:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._writer.close)
+            self._raise_failures()
+        else:
+            await self.flush()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            await self.aclose()
+            return
+        # Another error is on its way out: still write everything, but do not mask it
+        # (failed writes were logged and their handles hold the errors).
+        try:
+            await self.aclose()
+        except Exception as close_error:
+            if exc is not None:
+                exc.add_note(f"group_store: writes also failed while closing: {close_error}")
+
+    def statistics(self) -> WriterStatistics:
+        """A snapshot of the write queue shared by this store and its views."""
+        return self._writer.statistics()
+
+    # -- reads -------------------------------------------------------------
+
+    async def _settled_document(self, loc: Location) -> tuple[bytes, float | None] | None:
+        """Queued document bytes for ``loc``, or ``None`` once disk holds its latest state."""
+        pending = self._writer.pending(loc)
+        if isinstance(pending, tuple):
+            return pending
+        if pending is not None:
+            await pending
+        return None
+
+    async def load(self, key: str) -> Any:
+        """The document's value (or a log's items as a list), including queued writes.
+
+        Raises:
+            KeyNotFoundError: if missing or expired.
+            CorruptEntryError: if the file is not valid JSON.
+        """
+        loc = self._location(key)
+        queued = await self._settled_document(loc)
+        if queued is not None:
+            if is_expired(queued[1], self._engine.clock()):
+                raise self._engine.not_found(loc)
+            return decode_document(key, self._engine.storage.path(loc.directory, loc.document), queued[0])
+        return await anyio.to_thread.run_sync(self._engine.load, loc)
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """Like ``load()`` but returns ``default`` for a missing or expired key."""
+        try:
+            return await self.load(key)
+        except KeyNotFoundError:
+            return default
+
+    async def read(self, key: str, *, last: int | None = None) -> list[Any]:
+        """A log's items, oldest first (the newest ``last`` only, if given), including queued appends.
+
+        Raises:
+            KeyNotFoundError: if there is no such log. EntryKindError: if it is a document.
+        """
+        self._check_last(key, last)
+        loc = self._location(key)
+        await self._settled_document(loc)
+        return await anyio.to_thread.run_sync(self._engine.read_log, loc, last)
+
+    async def exists(self, key: str) -> bool:
+        """True if ``key`` holds a live document or a log (queued writes included)."""
+        loc = self._location(key)
+        queued = await self._settled_document(loc)
+        if queued is not None:
+            return not is_expired(queued[1], self._engine.clock())
+        return await anyio.to_thread.run_sync(self._engine.exists, loc)
+
+    async def expires_at(self, key: str) -> datetime | None:
+        """When ``key`` expires (aware UTC), or ``None``.
+
+        Raises:
+            KeyNotFoundError: if missing or expired.
+        """
+        loc = self._location(key)
+        queued = await self._settled_document(loc)
+        if queued is not None:
+            if is_expired(queued[1], self._engine.clock()):
+                raise self._engine.not_found(loc)
+            return self._as_datetime(queued[1])
+        return self._as_datetime(await anyio.to_thread.run_sync(self._engine.expires_at, loc))
+
+    async def keys(self) -> list[str]:
+        """The live entry keys at this level, decoded and sorted (after queued writes land)."""
+        await self._writer.barrier()
+        return await anyio.to_thread.run_sync(self._engine.keys, self._directory, self._segments)
+
+    async def children(self) -> list[str]:
+        """The narrowed sub-store names at this level, decoded and sorted (after queued writes land)."""
+        await self._writer.barrier()
+        return await anyio.to_thread.run_sync(self._engine.children, self._directory)

@@ -1,0 +1,371 @@
+"""The synchronous core: every store operation as plain blocking functions.
+
+``Store`` calls these directly; ``DataStore`` runs reads in a worker thread and
+mutations in its writer thread. Reads take no lock (atomic replace makes every
+file old or new); mutations are called with the entry's directory lock held
+(``lock()``), except ``sweep`` which takes each directory's lock itself, one at
+a time, so no code path ever holds two directory locks (no lock-order deadlock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import orjson
+
+from ._codec import decode_document, decode_log, encode_document, split_log
+from ._errors import (
+    CorruptEntryError,
+    EntryKindError,
+    GroupStoreError,
+    KeyNotFoundError,
+    StorageError,
+)
+from ._expiry import UNBOUND, Clock, bound_expiry, decode_sidecar, encode_sidecar, is_expired, next_bindings
+from ._keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
+from ._layout import DIRECTORY_KEY_FILE, KEY_SUFFIX, Location, classify, join
+from ._local import is_temp_name
+from ._storage import Kind, Storage
+
+MISSING: Any = object()
+"""Marks an argument the caller did not pass (``None`` is a valid default)."""
+
+
+@contextmanager
+def boundary(key: str | None, path: object) -> Iterator[None]:
+    """Translate low-level errors into the GroupStoreError tree, naming ``key`` and ``path``."""
+    try:
+        yield
+    except GroupStoreError as exc:
+        if exc.key is None and key is not None:
+            raise exc.with_key(key) from exc
+        raise
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else path
+        raise StorageError(exc.strerror or str(exc), key=key, path=str(where), errno=exc.errno) from exc
+
+
+class Engine:
+    """Store operations over a ``Storage``, with time from ``clock``."""
+
+    def __init__(self, storage: Storage, clock: Clock, *, durable: bool) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.durable = durable
+
+    def location(self, directory: str, directory_keys: tuple[str, ...], key: str) -> Location:
+        """Where ``key`` lives in ``directory``.
+
+        Raises:
+            InvalidKeyError: if ``key`` is empty or not a string.
+        """
+        return Location(directory, encode_segment(key), key, directory_keys)
+
+    def lock(self, directory: str) -> AbstractContextManager[None]:
+        """The directory's lock; mutations below expect it to be held."""
+        with boundary(None, self.storage.path(directory)):
+            return self.storage.lock(directory)
+
+    # -- reads (no lock) ---------------------------------------------------
+
+    def _sidecar_bindings(self, loc: Location, raw: bytes) -> dict[str, float | None]:
+        try:
+            return decode_sidecar(raw)
+        except ValueError as exc:
+            path = self.storage.path(loc.directory, loc.sidecar)
+            raise CorruptEntryError(f"malformed sidecar: {exc}", key=loc.key, path=path) from exc
+
+    def read_document(self, loc: Location) -> tuple[bytes, float | None] | None:
+        """The document's bytes and expiry, or ``None`` if there is none (expired ones included)."""
+        raw = self.storage.read(loc.directory, loc.document)
+        if raw is None:
+            return None
+        sidecar = self.storage.read(loc.directory, loc.sidecar)
+        if sidecar is None:
+            return raw, None
+        expiry = bound_expiry(self._sidecar_bindings(loc, sidecar), raw)
+        return raw, None if expiry is UNBOUND else expiry  # type: ignore[return-value]
+
+    def _live_document(self, loc: Location) -> tuple[bytes, float | None] | None:
+        found = self.read_document(loc)
+        if found is None or is_expired(found[1], self.clock()):
+            return None
+        return found
+
+    def load(self, loc: Location) -> Any:
+        """The entry's value: a document's JSON, or a log's items as a list.
+
+        Raises:
+            KeyNotFoundError: if missing or expired.
+            CorruptEntryError: if the file is not valid JSON.
+        """
+        with boundary(loc.key, self.storage.path(loc.directory, loc.document)):
+            found = self._live_document(loc)
+            if found is not None:
+                return decode_document(loc.key, self.storage.path(loc.directory, loc.document), found[0])
+            raw_log = self.storage.read(loc.directory, loc.log)
+            if raw_log is not None:
+                return decode_log(loc.key, self.storage.path(loc.directory, loc.log), raw_log)
+            raise self.not_found(loc)
+
+    def not_found(self, loc: Location) -> KeyNotFoundError:
+        """The error for a missing or expired ``loc``."""
+        return KeyNotFoundError("no such key (or it expired)", key=loc.key, path=self.storage.path(loc.directory, loc.document))
+
+    def read_log(self, loc: Location, last: int | None) -> list[Any]:
+        """A log's items, oldest first; only the newest ``last`` if given.
+
+        Raises:
+            KeyNotFoundError: if there is no log.
+            EntryKindError: if the key holds a document.
+            CorruptEntryError: naming the line, for an invalid line.
+        """
+        path = self.storage.path(loc.directory, loc.log)
+        with boundary(loc.key, path):
+            raw = self.storage.read(loc.directory, loc.log)
+            if raw is None:
+                if self._live_document(loc) is not None:
+                    raise EntryKindError("is a document, not a log", key=loc.key, path=path)
+                raise self.not_found(loc)
+            return decode_log(loc.key, path, raw, last=last)
+
+    def exists(self, loc: Location) -> bool:
+        """True if the key holds a live document or a log."""
+        with boundary(loc.key, self.storage.path(loc.directory, loc.document)):
+            if self._live_document(loc) is not None:
+                return True
+            return self.storage.kind(loc.directory, loc.log) is Kind.FILE
+
+    def expires_at(self, loc: Location) -> float | None:
+        """The live entry's expiry (epoch seconds) or ``None``.
+
+        Raises:
+            KeyNotFoundError: if missing or expired.
+        """
+        with boundary(loc.key, self.storage.path(loc.directory, loc.document)):
+            found = self._live_document(loc)
+            if found is not None:
+                return found[1]
+            if self.storage.kind(loc.directory, loc.log) is Kind.FILE:
+                return None
+            raise self.not_found(loc)
+
+    def _decode_name(self, directory: str, name: str, key_file: str) -> str | None:
+        if not is_hashed_name(name):
+            return decode_segment(name)
+        raw = self.storage.read(directory, key_file)
+        if raw is None:
+            return None
+        try:
+            key = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return key if matches_hashed_name(key, name) else None
+
+    def keys(self, directory: str, directory_keys: tuple[str, ...]) -> list[str]:
+        """The live entry keys in ``directory``, decoded and sorted."""
+        with boundary(None, self.storage.path(directory)):
+            contents = classify(self.storage.scan(directory))
+            now = self.clock()
+            keys: list[str] = []
+            for name in contents.documents | contents.logs:
+                key = self._decode_name(directory, name, name + KEY_SUFFIX)
+                if key is None:
+                    continue
+                if name in contents.sidecars and name not in contents.logs:
+                    found = self.read_document(Location(directory, name, key, directory_keys))
+                    if found is None or is_expired(found[1], now):
+                        continue
+                keys.append(key)
+            return sorted(keys)
+
+    def children(self, directory: str) -> list[str]:
+        """The narrowed sub-store names in ``directory``, decoded and sorted."""
+        with boundary(None, self.storage.path(directory)):
+            contents = classify(self.storage.scan(directory))
+            names = (
+                self._decode_name(join(directory, name), name, DIRECTORY_KEY_FILE) for name in contents.directories
+            )
+            return sorted(name for name in names if name is not None)
+
+    # -- mutations (caller holds lock(loc.directory)) ----------------------
+
+    def _prepare(self, loc: Location) -> None:
+        """Write key files for hashed names, so listings can give the original keys back."""
+        directory = ""
+        for segment in loc.directory_keys:
+            name = encode_segment(segment)
+            directory = join(directory, name)
+            if is_hashed_name(name):
+                self._write_key_file(directory, DIRECTORY_KEY_FILE, segment)
+        if is_hashed_name(loc.name):
+            self._write_key_file(loc.directory, loc.key_file, loc.key)
+
+    def _write_key_file(self, directory: str, name: str, key: str) -> None:
+        data = key.encode("utf-8")
+        if self.storage.read(directory, name) != data:
+            self.storage.write(directory, name, data, durable=self.durable)
+
+    def save(self, loc: Location, payload: bytes, expiry: float | None) -> None:
+        """Replace the document with ``payload`` (canonical JSON) and bind ``expiry`` to it.
+
+        Crash safety: the sidecar is written first and binds both the bytes on
+        disk now (to their current expiry) and ``payload``; the data file is
+        replaced after. When the expiry is cleared, the data is replaced first
+        and the sidecar removed after; an unbound sidecar means no expiry.
+
+        Raises:
+            EntryKindError: if the key holds a log.
+            StorageError, UnsafeFileError: if the file system refuses; the old value stays.
+        """
+        storage = self.storage
+        with boundary(loc.key, storage.path(loc.directory, loc.document)):
+            if storage.kind(loc.directory, loc.log) is not None:
+                raise EntryKindError(
+                    "is a log; delete it before saving a document",
+                    key=loc.key,
+                    path=storage.path(loc.directory, loc.log),
+                )
+            self._prepare(loc)
+            sidecar = storage.read(loc.directory, loc.sidecar)
+            if expiry is None and sidecar is None:
+                storage.write(loc.directory, loc.document, payload, durable=self.durable)
+                return
+            old = storage.read(loc.directory, loc.document)
+            if expiry is None:
+                if old != payload:
+                    storage.write(loc.directory, loc.document, payload, durable=self.durable)
+                storage.remove(loc.directory, loc.sidecar)
+                return
+            try:
+                bindings = decode_sidecar(sidecar) if sidecar is not None else {}
+            except ValueError:
+                bindings = {}  # a malformed sidecar binds nothing; this save replaces it
+            new_sidecar = encode_sidecar(next_bindings(bindings, old, payload, expiry))
+            storage.write(loc.directory, loc.sidecar, new_sidecar, durable=self.durable)
+            if old != payload:
+                storage.write(loc.directory, loc.document, payload, durable=self.durable)
+
+    def append(self, loc: Location, lines: bytes, count: int, max_items: int | None) -> None:
+        """Append ``count`` encoded lines to the log, keeping at most ``max_items`` (oldest pruned).
+
+        Raises:
+            EntryKindError: if the key holds a document.
+        """
+        storage = self.storage
+        path = storage.path(loc.directory, loc.log)
+        with boundary(loc.key, path):
+            if storage.kind(loc.directory, loc.document) is not None:
+                raise EntryKindError("is a document, not a log", key=loc.key, path=path)
+            self._prepare(loc)
+            if max_items is not None:
+                existing, _ = split_log(storage.read(loc.directory, loc.log) or b"")
+                if len(existing) + count > max_items:
+                    kept = (existing + lines.splitlines())[-max_items:] if max_items else []
+                    storage.write(loc.directory, loc.log, b"".join(line + b"\n" for line in kept), durable=self.durable)
+                    return
+            storage.append(loc.directory, loc.log, lines, durable=self.durable)
+
+    def delete(self, loc: Location) -> bool:
+        """Remove the entry; ``True`` if a live document or a log was removed.
+
+        The data goes before its sidecar: a crash between them leaves an orphan
+        sidecar (removed by sweep), never an un-expiring copy of the data.
+        """
+        storage = self.storage
+        with boundary(loc.key, storage.path(loc.directory, loc.document)):
+            live = self._live_document(loc) is not None
+            removed_document = storage.remove(loc.directory, loc.document)
+            storage.remove(loc.directory, loc.sidecar)
+            removed_log = storage.remove(loc.directory, loc.log)
+            if is_hashed_name(loc.name):
+                storage.remove(loc.directory, loc.key_file)
+            return (live and removed_document) or removed_log
+
+    def update(
+        self,
+        loc: Location,
+        function: Callable[[Any], Any],
+        default: Any,
+        expiry: float | None | object,
+    ) -> Any:
+        """Apply ``function`` to the current value and save the result; return it.
+
+        A missing or expired entry starts from a fresh copy of ``default``. The
+        entry keeps its expiry unless ``expiry`` (an epoch time or ``None``) is given.
+
+        Raises:
+            KeyNotFoundError: if the entry is missing and no default was given.
+            SerializationError: if the result cannot be stored (nothing is written).
+            Whatever ``function`` raises (nothing is written).
+        """
+        path = self.storage.path(loc.directory, loc.document)
+        with boundary(loc.key, path):
+            found = self._live_document(loc)
+            if found is None:
+                if default is MISSING:
+                    raise self.not_found(loc)
+                # A fresh copy, so a function that mutates its argument never mutates the caller's default.
+                current, current_expiry = orjson.loads(encode_document(loc.key, default)), None
+            else:
+                current, current_expiry = decode_document(loc.key, path, found[0]), found[1]
+        result = function(current)
+        payload = encode_document(loc.key, result)
+        self.save(loc, payload, current_expiry if expiry is MISSING else expiry)  # type: ignore[arg-type]
+        return result
+
+    # -- sweep (takes locks itself) ---------------------------------------
+
+    def sweep(self, directory: str, directory_keys: tuple[str, ...]) -> int:
+        """Delete expired entries, orphaned sidecars and key files, and leftover
+        temporary files in ``directory`` and below; return the number of expired entries removed.
+
+        Each directory is swept under its lock, and each entry's expiry is read
+        again there, so an entry re-saved with a later expiry is never removed.
+        """
+        removed = 0
+        pending = [(directory, directory_keys)]
+        while pending:
+            current, keys = pending.pop()
+            with boundary(None, self.storage.path(current)):
+                if current and self.storage.kind(*_split(current)) is not Kind.DIRECTORY:
+                    continue  # removed meanwhile, or not ours to enter
+                with self.lock(current):
+                    removed += self._sweep_directory(current, keys)
+                    subdirectories = classify(self.storage.scan(current)).directories
+            pending.extend((join(current, name), (*keys, name)) for name in subdirectories)
+        return removed
+
+    def _sweep_directory(self, directory: str, directory_keys: tuple[str, ...]) -> int:
+        storage = self.storage
+        contents = classify(storage.scan(directory))
+        now = self.clock()
+        for name in contents.hidden:
+            if is_temp_name(name):
+                storage.remove(directory, name)
+        removed = 0
+        for name in contents.sidecars:
+            loc = Location(directory, name, name, directory_keys)
+            if name not in contents.documents:
+                storage.remove(directory, loc.sidecar)
+                continue
+            try:
+                found = self.read_document(loc)
+            except CorruptEntryError:
+                continue  # a malformed sidecar is left for a person to inspect, never guessed at
+            if found is not None and is_expired(found[1], now):
+                storage.remove(directory, loc.document)
+                storage.remove(directory, loc.sidecar)
+                if name in contents.key_files:
+                    storage.remove(directory, loc.key_file)
+                removed += 1
+        for name in contents.key_files - contents.documents - contents.logs:
+            storage.remove(directory, name + KEY_SUFFIX)
+        return removed
+
+
+def _split(directory: str) -> tuple[str, str]:
+    parent, _, name = directory.rpartition("/")
+    return parent, name

@@ -1,0 +1,111 @@
+"""TTL arithmetic and the sidecar that binds an expiry to data bytes (pure, no I/O).
+
+A data file and its sidecar cannot be replaced in one step, so a sidecar never
+says "this key expires at T": it says "the data whose SHA-256 is D expires at T".
+A save writes the sidecar first, binding both the bytes on disk now and the new
+bytes, then replaces the data file. Whichever data file a crash leaves, the
+sidecar holds its own binding, and data a sidecar does not bind has no expiry
+(a stale sidecar from before a crash, or after a save that cleared the TTL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+Clock = Callable[[], float]
+"""Returns the current time as seconds since the epoch (``time.time`` by default)."""
+
+UNBOUND = object()
+"""Marks data that its sidecar says nothing about."""
+
+
+def digest(data: bytes) -> str:
+    """The binding key of ``data``: 32 hex digits of its SHA-256."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def resolve_expiry(now: float, ttl: float | timedelta | None, expires_at: datetime | None) -> float | None:
+    """Turn ``ttl=`` or ``expires_at=`` into an absolute epoch time, or ``None`` for no expiry.
+
+    Raises:
+        ValueError: if both are given, ``ttl`` is negative or not finite, or
+            ``expires_at`` is a naive datetime.
+    """
+    if ttl is not None and expires_at is not None:
+        raise ValueError("pass ttl= or expires_at=, not both")
+    if ttl is not None:
+        seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"ttl must be a finite number of seconds >= 0, not {ttl!r}")
+        return now + seconds
+    if expires_at is not None:
+        if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+            raise ValueError("expires_at must be an aware datetime (for example datetime.now(UTC))")
+        return expires_at.timestamp()
+    return None
+
+
+def is_expired(expiry: float | None, now: float) -> bool:
+    """True once ``now`` has reached ``expiry``; never for ``None``."""
+    return expiry is not None and now >= expiry
+
+
+def to_datetime(expiry: float) -> datetime:
+    """An aware UTC datetime for an epoch time."""
+    return datetime.fromtimestamp(expiry, UTC)
+
+
+def _format(expiry: float | None) -> str | None:
+    return None if expiry is None else to_datetime(expiry).isoformat()
+
+
+def _parse(text: object) -> float | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f"expiry must be an ISO string or null, not {text!r}")
+    return datetime.fromisoformat(text).timestamp()
+
+
+def encode_sidecar(bindings: dict[str, float | None]) -> bytes:
+    """Canonical sidecar bytes for ``{data digest: expiry or None}``."""
+    body = {"expires_at": {key: _format(value) for key, value in bindings.items()}}
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def decode_sidecar(raw: bytes) -> dict[str, float | None]:
+    """Parse sidecar bytes back into bindings.
+
+    Raises:
+        ValueError: if the bytes are not a sidecar this module wrote.
+    """
+    body = orjson.loads(raw)
+    if not isinstance(body, dict) or not isinstance(body.get("expires_at"), dict):
+        raise ValueError("sidecar has no 'expires_at' object")
+    return {str(key): _parse(value) for key, value in body["expires_at"].items()}
+
+
+def bound_expiry(bindings: dict[str, float | None], data: bytes) -> float | None | object:
+    """The expiry the sidecar gives these exact bytes, or ``UNBOUND``."""
+    return bindings.get(digest(data), UNBOUND)
+
+
+def next_bindings(
+    bindings: dict[str, float | None] | None, old_data: bytes | None, new_data: bytes, expiry: float | None
+) -> dict[str, float | None]:
+    """Bindings to write before replacing ``old_data`` with ``new_data``.
+
+    The old bytes keep the expiry they have now (``None`` if unbound), so a crash
+    before the data is replaced leaves the old entry exactly as it was.
+    """
+    result: dict[str, float | None] = {}
+    if old_data is not None:
+        old = bound_expiry(bindings or {}, old_data)
+        result[digest(old_data)] = None if old is UNBOUND else old  # type: ignore[assignment]
+    result[digest(new_data)] = expiry
+    return result

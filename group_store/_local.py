@@ -1,0 +1,259 @@
+"""The local file-system implementation of the storage seam.
+
+Every path is walked one component at a time from the root with
+``O_NOFOLLOW``-opened directory descriptors, so a symlink planted anywhere
+inside the store is refused rather than followed out of it. Files are opened
+with ``O_NOFOLLOW | O_NONBLOCK`` and checked to be regular before use, so a
+planted FIFO cannot hang a read. Not guaranteed: protection against a process
+that swaps a directory for a symlink between two of our own calls on
+platforms without ``O_NOFOLLOW``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from ._codec import split_log
+from ._errors import UnsafeFileError
+from ._locks import DirectoryLock
+from ._storage import Kind, Listing
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
+LOCK_NAME = ".lock"
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_name(name: str) -> str:
+    """An unpredictable hidden temporary name beside ``name``."""
+    return f".{name}.{secrets.token_hex(8)}{TEMP_SUFFIX}"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for names ``temp_name`` produces."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+class LocalStorage:
+    """Files under ``root`` on the local file system (POSIX)."""
+
+    def __init__(self, root: Path, *, file_mode: int = 0o600, dir_mode: int = 0o700) -> None:
+        self.root = root
+        self.file_mode = file_mode
+        self.dir_mode = dir_mode
+        self._locks: dict[str, DirectoryLock] = {}
+        self._locks_guard = threading.Lock()
+
+    def path(self, directory: str, name: str = "") -> Path:
+        path = self.root / directory if directory else self.root
+        return path / name if name else path
+
+    # -- directories -------------------------------------------------------
+
+    def _open_root(self, create: bool) -> int | None:
+        try:
+            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if not create:
+                return None
+            os.makedirs(self.root, mode=self.dir_mode, exist_ok=True)
+            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def _open_dir(self, directory: str, create: bool, durable: bool = False) -> int | None:
+        fd = self._open_root(create)
+        if fd is None or not directory:
+            return fd
+        walked = ""
+        for part in directory.split("/"):
+            walked = f"{walked}/{part}" if walked else part
+            try:
+                child = self._open_child_dir(fd, part, walked, create, durable)
+            finally:
+                os.close(fd)
+            if child is None:
+                return None
+            fd = child
+        return fd
+
+    def _open_child_dir(self, parent: int, part: str, walked: str, create: bool, durable: bool) -> int | None:
+        while True:
+            try:
+                return os.open(part, _DIR_FLAGS, dir_fd=parent)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                try:
+                    os.mkdir(part, self.dir_mode, dir_fd=parent)
+                except FileExistsError:
+                    pass  # another writer made it first; open it on the next turn
+                else:
+                    if durable:
+                        os.fsync(parent)
+            except OSError as exc:
+                if exc.errno in _LINK_ERRNOS:
+                    raise UnsafeFileError(
+                        "not a directory (symlinks are never followed)", path=self.path(walked)
+                    ) from exc
+                raise
+
+    @contextmanager
+    def _dir(self, directory: str, create: bool, durable: bool = False) -> Iterator[int | None]:
+        fd = self._open_dir(directory, create, durable)
+        try:
+            yield fd
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    # -- files -------------------------------------------------------------
+
+    def _open_regular(self, dir_fd: int, directory: str, name: str, flags: int, mode: int = 0o600) -> int:
+        try:
+            fd = os.open(name, flags, mode, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno in _LINK_ERRNOS:
+                raise UnsafeFileError("is a symlink; refusing to follow it", path=self.path(directory, name)) from exc
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafeFileError("is not a regular file", path=self.path(directory, name))
+        return fd
+
+    def read(self, directory: str, name: str) -> bytes | None:
+        with self._dir(directory, create=False) as dir_fd:
+            if dir_fd is None:
+                return None
+            try:
+                fd = self._open_regular(dir_fd, directory, name, _READ_FLAGS)
+            except FileNotFoundError:
+                return None
+            try:
+                return _read_all(fd)
+            finally:
+                os.close(fd)
+
+    def kind(self, directory: str, name: str) -> Kind | None:
+        with self._dir(directory, create=False) as dir_fd:
+            if dir_fd is None:
+                return None
+            try:
+                mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+            except FileNotFoundError:
+                return None
+            return _kind(mode)
+
+    def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
+        with self._dir(directory, create=True, durable=durable) as dir_fd:
+            assert dir_fd is not None
+            temp = temp_name(name)
+            fd = self._open_regular(dir_fd, directory, temp, _TEMP_FLAGS, self.file_mode)
+            try:
+                try:
+                    self._write_all(fd, data)
+                    if durable:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._replace(dir_fd, temp, name)
+            except BaseException:
+                _unlink_quietly(dir_fd, temp)
+                raise
+            if durable:
+                os.fsync(dir_fd)
+
+    def _write_all(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    def _replace(self, dir_fd: int, source: str, target: str) -> None:
+        os.rename(source, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+    def append(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
+        with self._dir(directory, create=True, durable=durable) as dir_fd:
+            assert dir_fd is not None
+            fd = self._open_regular(dir_fd, directory, name, _APPEND_FLAGS, self.file_mode)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    # A torn last line (a crash mid-append): cut it before it becomes a corrupt middle line.
+                    _, covered = split_log(os.pread(fd, size, 0))
+                    os.ftruncate(fd, covered)
+                self._write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if durable:
+                os.fsync(dir_fd)
+
+    def remove(self, directory: str, name: str) -> bool:
+        with self._dir(directory, create=False) as dir_fd:
+            if dir_fd is None:
+                return False
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                return False
+            return True
+
+    def scan(self, directory: str) -> list[Listing]:
+        with self._dir(directory, create=False) as dir_fd:
+            if dir_fd is None:
+                return []
+            with os.scandir(dir_fd) as entries:
+                return [Listing(entry.name, _entry_kind(entry)) for entry in entries]
+
+    def lock(self, directory: str) -> AbstractContextManager[None]:
+        # Walk (and create) the directory first, every time, so the lock file never
+        # lands behind a symlink nor fails because the directory was removed meanwhile.
+        with self._dir(directory, create=True):
+            pass
+        with self._locks_guard:
+            lock = self._locks.get(directory)
+            if lock is None:
+                lock = self._locks[directory] = DirectoryLock(str(self.path(directory, LOCK_NAME)), self.file_mode)
+        return lock.hold()
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks = [os.read(fd, max(size, 1) + 1)]
+    while chunks[-1]:
+        chunks.append(os.read(fd, 1 << 16))
+    return b"".join(chunks)
+
+
+def _kind(mode: int) -> Kind:
+    if stat.S_ISREG(mode):
+        return Kind.FILE
+    if stat.S_ISDIR(mode):
+        return Kind.DIRECTORY
+    return Kind.OTHER
+
+
+def _entry_kind(entry: os.DirEntry[str]) -> Kind:
+    if entry.is_symlink():
+        return Kind.OTHER
+    if entry.is_file(follow_symlinks=False):
+        return Kind.FILE
+    if entry.is_dir(follow_symlinks=False):
+        return Kind.DIRECTORY
+    return Kind.OTHER
+
+
+def _unlink_quietly(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass  # best effort: sweep() removes leftover temporary files later

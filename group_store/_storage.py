@@ -1,0 +1,76 @@
+"""The storage seam: the only file-system operations the store logic uses.
+
+Directories are ``/``-joined paths of already-encoded names relative to the
+store root (``""`` is the root); names are single encoded file names. A backend
+for object storage implements this protocol and nothing above it changes.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from enum import Enum
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+
+class Kind(Enum):
+    """What a directory entry is; anything but a regular file or directory is OTHER."""
+
+    FILE = "file"
+    DIRECTORY = "directory"
+    OTHER = "other"
+
+
+class Listing(NamedTuple):
+    """One name in a directory and its kind (symlinks are OTHER: never followed)."""
+
+    name: str
+    kind: Kind
+
+
+class Storage(Protocol):
+    """Primitive, key-agnostic file operations under one root.
+
+    Implementations raise ``UnsafeFileError`` for a symlink, FIFO or other
+    non-regular file where a regular file or directory is expected, and let
+    other ``OSError`` through for the store to translate.
+    """
+
+    def path(self, directory: str, name: str = "") -> Path:
+        """The full path of ``name`` in ``directory``, for messages and users."""
+        ...
+
+    def read(self, directory: str, name: str) -> bytes | None:
+        """The whole file, or ``None`` if it or its directory does not exist."""
+        ...
+
+    def kind(self, directory: str, name: str) -> Kind | None:
+        """What ``name`` is without following links, or ``None`` if absent."""
+        ...
+
+    def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
+        """Replace the file atomically: readers see the old or the new bytes, never a mix.
+
+        Creates missing directories. With ``durable``, the data and the rename
+        are on stable storage when this returns.
+        """
+        ...
+
+    def append(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
+        """Append ``data`` in one write after cutting a torn last line (one without its newline).
+
+        The caller holds ``lock(directory)``.
+        """
+        ...
+
+    def remove(self, directory: str, name: str) -> bool:
+        """Delete a file; ``True`` if it existed."""
+        ...
+
+    def scan(self, directory: str) -> list[Listing]:
+        """Every name in ``directory`` (empty if it does not exist), unsorted."""
+        ...
+
+    def lock(self, directory: str) -> AbstractContextManager[None]:
+        """Exclusive lock on ``directory`` across threads and processes (creates it)."""
+        ...

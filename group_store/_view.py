@@ -1,0 +1,87 @@
+"""What ``Store`` and ``DataStore`` share: a position in the tree and argument checking (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ._codec import encode_document, encode_lines
+from ._engine import MISSING, Engine
+from ._errors import InvalidArgumentError, InvalidKeyError
+from ._expiry import resolve_expiry, to_datetime
+from ._keys import check_segment
+from ._layout import Location, encode_directory, join
+
+Ttl = float | timedelta | None
+
+
+class View:
+    """A directory of the store: the root, or a ``narrow()``-ed sub-store.
+
+    Attributes:
+        root_path: The directory this view reads and writes.
+    """
+
+    def __init__(self, engine: Engine, segments: tuple[str, ...]) -> None:
+        self._engine = engine
+        self._segments = segments
+        self._directory = encode_directory(segments)
+        self.root_path: Path = engine.storage.path(self._directory)
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """The narrow() keys from the store's root to this view."""
+        return self._segments
+
+    def narrow_path(self, *keys: str) -> Path:
+        """The directory that ``narrow(*keys)`` would use (nothing is created).
+
+        Raises:
+            InvalidKeyError: for an empty or non-string key.
+        """
+        return self._engine.storage.path(join(self._directory, encode_directory(keys)))
+
+    def _child_segments(self, keys: Sequence[str]) -> tuple[str, ...]:
+        if not keys:
+            raise InvalidKeyError("narrow() needs at least one key", path=self.root_path)
+        return (*self._segments, *(check_segment(key) for key in keys))
+
+    def _location(self, key: str) -> Location:
+        return self._engine.location(self._directory, self._segments, key)
+
+    def _expiry(self, key: str, ttl: Ttl, expires_at: datetime | None) -> float | None:
+        try:
+            return resolve_expiry(self._engine.clock(), ttl, expires_at)
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc), key=key, path=self.root_path) from exc
+
+    def _update_expiry(self, key: str, ttl: Ttl, expires_at: datetime | None) -> float | None | object:
+        return MISSING if ttl is None and expires_at is None else self._expiry(key, ttl, expires_at)
+
+    def _document(self, key: str, data: Any, ttl: Ttl, expires_at: datetime | None) -> tuple[Location, bytes, float | None]:
+        loc = self._location(key)
+        return loc, encode_document(key, data), self._expiry(key, ttl, expires_at)
+
+    def _lines(self, key: str, items: Sequence[Any], max_items: int | None) -> tuple[Location, bytes, int]:
+        loc = self._location(key)
+        if not isinstance(items, list | tuple):
+            raise InvalidArgumentError(
+                f"append() takes a list of items, not {type(items).__name__}", key=key, path=self.root_path
+            )
+        if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1):
+            raise InvalidArgumentError(f"max_items must be an int >= 1, not {max_items!r}", key=key)
+        return loc, encode_lines(key, items), len(items)
+
+    @staticmethod
+    def _check_last(key: str, last: int | None) -> None:
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
+            raise InvalidArgumentError(f"last must be an int >= 0, not {last!r}", key=key)
+
+    @staticmethod
+    def _as_datetime(expiry: float | None) -> datetime | None:
+        return None if expiry is None else to_datetime(expiry)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root_path)!r})"
