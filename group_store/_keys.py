@@ -70,7 +70,7 @@ def encode_segment(segment: str) -> str:
         InvalidKeyError: if the segment is empty, not a str, or not valid Unicode.
     """
     check_segment(segment)
-    if _PLAIN.fullmatch(segment) and not _is_device_name(segment):
+    if _PLAIN.fullmatch(segment) and not _is_device_name(segment) and len(segment) <= MAX_NAME_BYTES:
         return segment
     parts: list[str] = []
     for index, char in enumerate(segment):
@@ -110,7 +110,7 @@ def decode_segment(name: str) -> str | None:
     if not name or is_hashed_name(name):
         return None
     if _PLAIN.fullmatch(name):
-        return name if not _is_device_name(name) else None
+        return name if not _is_device_name(name) and len(name) <= MAX_NAME_BYTES else None
     pieces: list[str] = []
     position = 0
     for match in _ESCAPED.finditer(name):

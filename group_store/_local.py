@@ -155,6 +155,7 @@ class LocalStorage:
     def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
         with self._dir(directory, create=True, durable=durable) as dir_fd:
             assert dir_fd is not None
+            self._refuse_non_regular(dir_fd, directory, name)
             temp = temp_name(name)
             fd = self._open_regular(dir_fd, directory, temp, _TEMP_FLAGS, self.file_mode)
             try:
@@ -170,6 +171,16 @@ class LocalStorage:
                 raise
             if durable:
                 os.fsync(dir_fd)
+
+    def _refuse_non_regular(self, dir_fd: int, directory: str, name: str) -> None:
+        # rename() would replace a planted symlink or FIFO without following it; refusing
+        # is clearer than silently swapping a file someone put there on purpose.
+        try:
+            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(mode):
+            raise UnsafeFileError("is not a regular file; refusing to replace it", path=self.path(directory, name))
 
     def _write_all(self, fd: int, data: bytes) -> None:
         view = memoryview(data)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from group_store._expiry import (
+    UNBOUND,
+    bound_expiry,
+    decode_sidecar,
+    digest,
+    encode_sidecar,
+    is_expired,
+    next_bindings,
+    resolve_expiry,
+)
+
+
+def test_resolve_expiry() -> None:
+    assert resolve_expiry(100.0, 5, None) == 105.0
+    assert resolve_expiry(100.0, timedelta(minutes=1), None) == 160.0
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    assert resolve_expiry(100.0, None, when) == when.timestamp()
+    assert resolve_expiry(100.0, None, None) is None
+
+
+@pytest.mark.parametrize(
+    ("ttl", "expires_at"),
+    [(-1, None), (float("nan"), None), (None, datetime(2030, 1, 1)), (1, datetime(2030, 1, 1, tzinfo=UTC))],
+)
+def test_resolve_expiry_rejects(ttl: float | None, expires_at: datetime | None) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011
+        resolve_expiry(0.0, ttl, expires_at)
+
+
+def test_is_expired_boundary() -> None:
+    assert not is_expired(None, 1e12)
+    assert not is_expired(10.0, 9.999)
+    assert is_expired(10.0, 10.0)
+
+
+def test_sidecar_round_trip() -> None:
+    bindings = {digest(b"a"): 1_800_000_000.5, digest(b"b"): None}
+    assert decode_sidecar(encode_sidecar(bindings)) == bindings
+
+
+def test_bindings_keep_the_old_bytes_expiry() -> None:
+    first = next_bindings(None, None, b"v1", 50.0)
+    assert bound_expiry(first, b"v1") == 50.0
+    second = next_bindings(first, b"v1", b"v2", 80.0)
+    # A crash before the data file is replaced leaves v1 with its own expiry.
+    assert bound_expiry(second, b"v1") == 50.0
+    assert bound_expiry(second, b"v2") == 80.0
+    assert bound_expiry(second, b"v3") is UNBOUND
+
+
+def test_old_bytes_without_expiry_stay_without() -> None:
+    bindings = next_bindings({}, b"old", b"new", 10.0)
+    assert bound_expiry(bindings, b"old") is None
