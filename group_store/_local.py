@@ -198,11 +198,16 @@ class LocalStorage:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     # A torn last line (a crash mid-append): cut it before it becomes a corrupt middle line.
-                    _, covered = split_log(os.pread(fd, size, 0))
-                    os.ftruncate(fd, covered)
-                self._write_all(fd, data)
-                if durable:
-                    os.fsync(fd)
+                    _, size = split_log(os.pread(fd, size, 0))
+                    os.ftruncate(fd, size)
+                try:
+                    self._write_all(fd, data)
+                    if durable:
+                        os.fsync(fd)
+                except BaseException:
+                    # All or nothing: a failed append (ENOSPC mid-write) leaves no partial items behind.
+                    os.ftruncate(fd, size)
+                    raise
             finally:
                 os.close(fd)
             if durable:
