@@ -79,10 +79,11 @@ class Engine:
 
     def read_document(self, loc: Location) -> tuple[bytes, float | None] | None:
         """The document's bytes and expiry, or ``None`` if there is none (expired ones included)."""
-        raw = self.storage.read(loc.directory, loc.document)
+        # The document is read before its sidecar (read_many keeps the order): a
+        # sidecar written after our data read still binds the bytes we hold.
+        raw, sidecar = self.storage.read_many(loc.directory, (loc.document, loc.sidecar))
         if raw is None:
             return None
-        sidecar = self.storage.read(loc.directory, loc.sidecar)
         if sidecar is None:
             return raw, None
         expiry = bound_expiry(self._sidecar_bindings(loc, sidecar), raw)
@@ -112,7 +113,9 @@ class Engine:
 
     def not_found(self, loc: Location) -> KeyNotFoundError:
         """The error for a missing or expired ``loc``."""
-        return KeyNotFoundError("no such key (or it expired)", key=loc.key, path=self.storage.path(loc.directory, loc.document))
+        return KeyNotFoundError(
+            "no such key (or it expired)", key=loc.key, path=self.storage.path(loc.directory, loc.document)
+        )
 
     def read_log(self, loc: Location, last: int | None) -> list[Any]:
         """A log's items, oldest first; only the newest ``last`` if given.
@@ -222,17 +225,18 @@ class Engine:
         """
         storage = self.storage
         with boundary(loc.key, storage.path(loc.directory, loc.document)):
-            if storage.kind(loc.directory, loc.log) is not None:
+            log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
+            if log_kind is not None:
                 raise EntryKindError(
                     "is a log; delete it before saving a document",
                     key=loc.key,
                     path=storage.path(loc.directory, loc.log),
                 )
             self._prepare(loc)
-            sidecar = storage.read(loc.directory, loc.sidecar)
-            if expiry is None and sidecar is None:
+            if expiry is None and sidecar_kind is None:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
                 return
+            sidecar = storage.read(loc.directory, loc.sidecar)
             old = storage.read(loc.directory, loc.document)
             if expiry is None:
                 if old != payload:
@@ -289,7 +293,7 @@ class Engine:
         loc: Location,
         function: Callable[[Any], Any],
         default: Any,
-        expiry: float | None | object,
+        expiry: float | object | None,
     ) -> Any:
         """Apply ``function`` to the current value and save the result; return it.
 

@@ -90,7 +90,7 @@ def decode_sidecar(raw: bytes) -> dict[str, float | None]:
     return {str(key): _parse(value) for key, value in body["expires_at"].items()}
 
 
-def bound_expiry(bindings: dict[str, float | None], data: bytes) -> float | None | object:
+def bound_expiry(bindings: dict[str, float | None], data: bytes) -> float | object | None:
     """The expiry the sidecar gives these exact bytes, or ``UNBOUND``."""
     return bindings.get(digest(data), UNBOUND)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Generator
 from typing import Any, Generic, TypeVar
@@ -61,10 +62,9 @@ class WriteHandle(Generic[T]):
             self._event.set()
             waiters, self._waiters = self._waiters, []
         for token, event in waiters:
-            try:
+            # RunFinishedError: that event loop has ended; nobody is left to wake.
+            with contextlib.suppress(anyio.RunFinishedError):
                 token.backend_class.run_sync_soon(event.set, (), token.native_token)
-            except anyio.RunFinishedError:
-                pass  # that event loop has ended; nobody is left to wake
 
     async def _wait(self) -> T:
         if not self._event.is_set():

@@ -11,12 +11,13 @@ platforms without ``O_NOFOLLOW``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -130,27 +131,32 @@ class LocalStorage:
         return fd
 
     def read(self, directory: str, name: str) -> bytes | None:
+        return self.read_many(directory, (name,))[0]
+
+    def read_many(self, directory: str, names: Sequence[str]) -> list[bytes | None]:
         with self._dir(directory, create=False) as dir_fd:
             if dir_fd is None:
-                return None
-            try:
-                fd = self._open_regular(dir_fd, directory, name, _READ_FLAGS)
-            except FileNotFoundError:
-                return None
-            try:
-                return _read_all(fd)
-            finally:
-                os.close(fd)
+                return [None] * len(names)
+            return [self._read_in(dir_fd, directory, name) for name in names]
+
+    def _read_in(self, dir_fd: int, directory: str, name: str) -> bytes | None:
+        try:
+            fd = self._open_regular(dir_fd, directory, name, _READ_FLAGS)
+        except FileNotFoundError:
+            return None
+        try:
+            return _read_all(fd)
+        finally:
+            os.close(fd)
 
     def kind(self, directory: str, name: str) -> Kind | None:
+        return self.kinds(directory, (name,))[0]
+
+    def kinds(self, directory: str, names: Sequence[str]) -> list[Kind | None]:
         with self._dir(directory, create=False) as dir_fd:
             if dir_fd is None:
-                return None
-            try:
-                mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
-            except FileNotFoundError:
-                return None
-            return _kind(mode)
+                return [None] * len(names)
+            return [_kind_in(dir_fd, name) for name in names]
 
     def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
         with self._dir(directory, create=True, durable=durable) as dir_fd:
@@ -243,11 +249,21 @@ class LocalStorage:
 
 
 def _read_all(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    chunks = [os.read(fd, max(size, 1) + 1)]
-    while chunks[-1]:
-        chunks.append(os.read(fd, 1 << 16))
+    # Ask for one byte more than fstat reports: a short read is then known to be
+    # the end of the file, which saves the extra read() that would return b"".
+    want = os.fstat(fd).st_size + 1
+    chunks = [os.read(fd, want)]
+    while len(chunks[-1]) == want:
+        want = 1 << 16
+        chunks.append(os.read(fd, want))
     return b"".join(chunks)
+
+
+def _kind_in(dir_fd: int, name: str) -> Kind | None:
+    try:
+        return _kind(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return None
 
 
 def _kind(mode: int) -> Kind:
@@ -269,7 +285,6 @@ def _entry_kind(entry: os.DirEntry[str]) -> Kind:
 
 
 def _unlink_quietly(dir_fd: int, name: str) -> None:
-    try:
+    # Best effort: sweep() removes leftover temporary files later.
+    with contextlib.suppress(OSError):
         os.unlink(name, dir_fd=dir_fd)
-    except OSError:
-        pass  # best effort: sweep() removes leftover temporary files later

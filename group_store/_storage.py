@@ -7,6 +7,7 @@ for object storage implements this protocol and nothing above it changes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from enum import Enum
 from pathlib import Path
@@ -46,6 +47,14 @@ class Storage(Protocol):
 
     def kind(self, directory: str, name: str) -> Kind | None:
         """What ``name`` is without following links, or ``None`` if absent."""
+        ...
+
+    def read_many(self, directory: str, names: Sequence[str]) -> list[bytes | None]:
+        """``read()`` of each name in order (one directory walk for all)."""
+        ...
+
+    def kinds(self, directory: str, names: Sequence[str]) -> list[Kind | None]:
+        """What each name is without following links, ``None`` if absent (one walk for all)."""
         ...
 
     def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:

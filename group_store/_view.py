@@ -57,10 +57,12 @@ class View:
         except ValueError as exc:
             raise InvalidArgumentError(str(exc), key=key, path=self.root_path) from exc
 
-    def _update_expiry(self, key: str, ttl: Ttl, expires_at: datetime | None) -> float | None | object:
+    def _update_expiry(self, key: str, ttl: Ttl, expires_at: datetime | None) -> float | object | None:
         return MISSING if ttl is None and expires_at is None else self._expiry(key, ttl, expires_at)
 
-    def _document(self, key: str, data: Any, ttl: Ttl, expires_at: datetime | None) -> tuple[Location, bytes, float | None]:
+    def _document(
+        self, key: str, data: Any, ttl: Ttl, expires_at: datetime | None
+    ) -> tuple[Location, bytes, float | None]:
         loc = self._location(key)
         return loc, encode_document(key, data), self._expiry(key, ttl, expires_at)
 

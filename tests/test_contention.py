@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -44,9 +45,9 @@ def _append_async(root: str, worker: int) -> None:
     anyio.run(main)
 
 
-def _run(targets: list[tuple[object, tuple[object, ...]]]) -> None:
+def _run(targets: list[tuple[Callable[..., None], tuple[object, ...]]]) -> None:
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=target, args=args) for target, args in targets]  # type: ignore[attr-defined]
+    processes = [context.Process(target=target, args=args) for target, args in targets]
     for process in processes:
         process.start()
     for process in processes:
@@ -66,7 +67,7 @@ def test_four_async_processes_update_800_times(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("target", [_append, _append_async])
-def test_appends_from_processes_never_interleave_or_lose_lines(tmp_path: Path, target: object) -> None:
+def test_appends_from_processes_never_interleave_or_lose_lines(tmp_path: Path, target: Callable[..., None]) -> None:
     _run([(target, (str(tmp_path), worker)) for worker in range(WORKERS)])
     items = Store(tmp_path).read("log")
     assert len(items) == WORKERS * ROUNDS

@@ -15,7 +15,6 @@ from group_store import (
     DataStore,
     EntryKindError,
     InvalidKeyError,
-    KeyNotFoundError,
     SerializationError,
     Store,
     WriteHandle,
@@ -30,7 +29,9 @@ async def test_issue_api_tour(tmp_path: Path, clock: FakeClock) -> None:
         assert store.root_path == tmp_path
         handle = store.save("state", {"step": 1}, ttl=60)
         assert isinstance(handle, WriteHandle)
-        assert await handle is None
+        await handle
+        assert handle.done()
+        assert handle.exception() is None
         assert await store.load("state") == {"step": 1}
         assert await store.get("nothing", default=None) is None
         assert await store.exists("state")
@@ -46,7 +47,8 @@ async def test_issue_api_tour(tmp_path: Path, clock: FakeClock) -> None:
         assert await store.children() == ["alice", "bob"]
         assert store.narrow_path("alice", "agent") == tmp_path / "alice" / "agent"
         expiry = await store.expires_at("state")
-        assert expiry is not None and expiry.timestamp() == clock.now + 60
+        assert expiry is not None
+        assert expiry.timestamp() == clock.now + 60
         clock.advance(61)
         assert not await store.exists("state")
         assert await store.sweep() == 1
@@ -154,7 +156,7 @@ async def test_kind_mismatch_fails_the_handle_not_the_store(tmp_path: Path) -> N
         assert await store.load("doc") == 2
 
 
-async def test_interpreter_exit_writes_everything_queued(tmp_path: Path) -> None:
+def test_interpreter_exit_writes_everything_queued(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import anyio

@@ -42,8 +42,11 @@ def test_sync_save_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method
         with pytest.raises(StorageError) as info:
             store.save("k", {"v": "new" * 100}, ttl=5)
     error = info.value
-    assert error.errno == code and isinstance(error, OSError)
-    assert error.key == "k" and error.path is not None and str(tmp_path) in str(error.path)
+    assert error.errno == code
+    assert isinstance(error, OSError)
+    assert error.key == "k"
+    assert error.path is not None
+    assert str(tmp_path) in str(error.path)
     assert store.load("k") == {"v": "old"}
     assert store.expires_at("k") is not None
     assert _leftovers(tmp_path) == []
@@ -75,7 +78,8 @@ async def test_async_fault_raises_from_handle_and_next_flush(
         handle = store.save("k", "new")
         with pytest.raises(StorageError) as info:
             await handle
-        assert info.value.errno == code and info.value.key == "k"
+        assert info.value.errno == code
+        assert info.value.key == "k"
         with pytest.raises(StorageError):
             await store.flush()
     await store.flush()  # the failure was reported once

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from group_store import InvalidKeyError
 from group_store._keys import MAX_NAME_BYTES, decode_segment, encode_segment, is_hashed_name
 
-keys = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=300) | st.text("ab_-", min_size=190, max_size=260)
+keys = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=300) | st.text(
+    "ab_-", min_size=190, max_size=260
+)
 SAFE_NAME = re.compile(r"[a-z0-9_~-]+")
 
 

@@ -46,7 +46,8 @@ def test_missing_key(store: Store) -> None:
         store.load("nope")
     assert isinstance(info.value, KeyError)
     assert info.value.key == "nope"
-    assert "nope" in str(info.value) and "nope.json" in str(info.value)
+    assert "nope" in str(info.value)
+    assert "nope.json" in str(info.value)
     assert store.get("nope", 7) == 7
     assert not store.exists("nope")
     assert store.delete("nope") is False
@@ -59,7 +60,16 @@ def test_distinct_keys_never_share_a_file(store: Store) -> None:
         assert store.load(key) == key
     assert store.keys() == sorted(["a/b", "a_b", "A_b", "a b", "a.b", "..", "con", "CON"])
     assert sorted(p.name for p in store.root_path.iterdir() if not p.name.startswith(".")) == sorted(
-        ["a~2fb.json", "a_b.json", "~41_b.json", "a~20b.json", "a~2eb.json", "~2e~2e.json", "~63on.json", "~43~4f~4e.json"]
+        [
+            "a~2fb.json",
+            "a_b.json",
+            "~41_b.json",
+            "a~20b.json",
+            "a~2eb.json",
+            "~2e~2e.json",
+            "~63on.json",
+            "~43~4f~4e.json",
+        ]
     )
 
 
@@ -278,7 +288,8 @@ def test_documents_and_logs_do_not_mix(store: Store) -> None:
         store.save("log", 1)
     with pytest.raises(EntryKindError):
         store.read("doc")
-    assert store.load("doc") == 1 and store.read("log") == [1]
+    assert store.load("doc") == 1
+    assert store.read("log") == [1]
 
 
 def test_bad_append_arguments(store: Store) -> None:
@@ -301,7 +312,8 @@ def test_invalid_json_is_isolated(store: Store) -> None:
     (store.root_path / "bad.json").write_bytes(b"{not json")
     with pytest.raises(CorruptEntryError) as info:
         store.load("bad")
-    assert info.value.key == "bad" and info.value.path == store.root_path / "bad.json"
+    assert info.value.key == "bad"
+    assert info.value.path == store.root_path / "bad.json"
     assert store.load("good") == 1
     assert store.keys() == ["bad", "good"]
 
