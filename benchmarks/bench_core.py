@@ -4,9 +4,10 @@
 
 Installs group-genie 0.0.2 with ``pip install --no-deps`` into a temporary
 target (it needs nothing beyond the standard library for its DataStore), runs
-every (peer, workload) cell on a fresh directory of the same file system,
-repeats it and prints the median time, operations per second and the ratio to
-group-genie, side by side. Workloads, on documents of about 1 KiB (an agent
+every (peer, workload) cell on a fresh directory of the same file system (the
+current directory), the peers taking turns within each repeat, and prints the
+median time, operations per second, the spread ((max - min) / median) and the
+ratio to group-genie, side by side. Workloads, on documents of about 1 KiB (an agent
 message with role, content, tool calls and metadata):
 
 - distinct: save N distinct keys, then wait until all are on disk
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import platform
 import sqlite3
 import statistics
@@ -186,16 +188,27 @@ LABELS = {"distinct": "save distinct keys + flush", "hot": "save one hot key + f
 TARGETS = {"distinct": 2.0, "hot": 20.0, "load": 3.0}
 
 
-def measure(peer: Any, workload: str, docs: list[dict[str, Any]], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory(dir=Path.cwd()) as directory:
-            root = Path(directory) / "store"
-            if workload == "load":
-                asyncio.run(peer.distinct(root, docs))  # the data to load, written by the peer itself
-            start = time.perf_counter()
-            asyncio.run(getattr(peer, workload)(root, docs))
-            times.append(time.perf_counter() - start)
+def measure_once(peer: Any, workload: str, docs: list[dict[str, Any]]) -> float:
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as directory:
+        root = Path(directory) / "store"
+        if workload == "load":
+            asyncio.run(peer.distinct(root, docs))  # the data to load, written by the peer itself
+        # Start every cell from a clean page cache writeback state, so one peer's
+        # dirty pages do not slow the next peer down.
+        os.sync()
+        start = time.perf_counter()
+        asyncio.run(getattr(peer, workload)(root, docs))
+        return time.perf_counter() - start
+
+
+def measure(peers: list[Any], workload: str, docs: list[dict[str, Any]], repeats: int) -> dict[str, list[float]]:
+    """Times per peer; the peers take turns within each repeat (in a rotating order),
+    so a slow spell of the disk hits all of them alike."""
+    times: dict[str, list[float]] = {peer.name: [] for peer in peers}
+    for repeat in range(repeats):
+        shift = repeat % len(peers)
+        for peer in peers[shift:] + peers[:shift]:
+            times[peer.name].append(measure_once(peer, workload, docs))
     return times
 
 
@@ -218,8 +231,9 @@ def main() -> None:
     for workload in WORKLOADS:
         medians = {}
         cells = []
+        all_times = measure(peers, workload, docs, args.repeats)
         for peer in peers:
-            times = measure(peer, workload, docs, args.repeats)
+            times = all_times[peer.name]
             median = statistics.median(times)
             medians[peer.name] = median
             spread = (max(times) - min(times)) / median * 100 if median else 0.0

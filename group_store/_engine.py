@@ -34,8 +34,11 @@ MISSING: Any = object()
 
 
 @contextmanager
-def boundary(key: str | None, path: object) -> Iterator[None]:
-    """Translate low-level errors into the GroupStoreError tree, naming ``key`` and ``path``."""
+def boundary(key: str | None, storage: Storage, directory: str, name: str = "") -> Iterator[None]:
+    """Translate low-level errors into the GroupStoreError tree, naming ``key`` and the file.
+
+    The path is built only when an error is raised: this wraps every operation.
+    """
     try:
         yield
     except GroupStoreError as exc:
@@ -43,8 +46,9 @@ def boundary(key: str | None, path: object) -> Iterator[None]:
             raise exc.with_key(key) from exc
         raise
     except OSError as exc:
-        where = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else path
-        raise StorageError(exc.strerror or str(exc), key=key, path=str(where), errno=exc.errno) from exc
+        where = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else None
+        path = where or str(storage.path(directory, name))
+        raise StorageError(exc.strerror or str(exc), key=key, path=path, errno=exc.errno) from exc
 
 
 class Engine:
@@ -65,7 +69,7 @@ class Engine:
 
     def lock(self, directory: str) -> AbstractContextManager[None]:
         """The directory's lock; mutations below expect it to be held."""
-        with boundary(None, self.storage.path(directory)):
+        with boundary(None, self.storage, directory):
             return self.storage.lock(directory)
 
     # -- reads (no lock) ---------------------------------------------------
@@ -102,7 +106,7 @@ class Engine:
             KeyNotFoundError: if missing or expired.
             CorruptEntryError: if the file is not valid JSON.
         """
-        with boundary(loc.key, self.storage.path(loc.directory, loc.document)):
+        with boundary(loc.key, self.storage, loc.directory, loc.document):
             found = self._live_document(loc)
             if found is not None:
                 return decode_document(loc.key, self.storage.path(loc.directory, loc.document), found[0])
@@ -126,7 +130,7 @@ class Engine:
             CorruptEntryError: naming the line, for an invalid line.
         """
         path = self.storage.path(loc.directory, loc.log)
-        with boundary(loc.key, path):
+        with boundary(loc.key, self.storage, loc.directory, loc.log):
             raw = self.storage.read(loc.directory, loc.log)
             if raw is None:
                 if self._live_document(loc) is not None:
@@ -136,7 +140,7 @@ class Engine:
 
     def exists(self, loc: Location) -> bool:
         """True if the key holds a live document or a log."""
-        with boundary(loc.key, self.storage.path(loc.directory, loc.document)):
+        with boundary(loc.key, self.storage, loc.directory, loc.document):
             if self._live_document(loc) is not None:
                 return True
             return self.storage.kind(loc.directory, loc.log) is Kind.FILE
@@ -147,7 +151,7 @@ class Engine:
         Raises:
             KeyNotFoundError: if missing or expired.
         """
-        with boundary(loc.key, self.storage.path(loc.directory, loc.document)):
+        with boundary(loc.key, self.storage, loc.directory, loc.document):
             found = self._live_document(loc)
             if found is not None:
                 return found[1]
@@ -169,7 +173,7 @@ class Engine:
 
     def keys(self, directory: str, directory_keys: tuple[str, ...]) -> list[str]:
         """The live entry keys in ``directory``, decoded and sorted."""
-        with boundary(None, self.storage.path(directory)):
+        with boundary(None, self.storage, directory):
             contents = classify(self.storage.scan(directory))
             now = self.clock()
             keys: list[str] = []
@@ -186,7 +190,7 @@ class Engine:
 
     def children(self, directory: str) -> list[str]:
         """The narrowed sub-store names in ``directory``, decoded and sorted."""
-        with boundary(None, self.storage.path(directory)):
+        with boundary(None, self.storage, directory):
             contents = classify(self.storage.scan(directory))
             names = (
                 self._decode_name(join(directory, name), name, DIRECTORY_KEY_FILE) for name in contents.directories
@@ -224,7 +228,7 @@ class Engine:
             StorageError, UnsafeFileError: if the file system refuses; the old value stays.
         """
         storage = self.storage
-        with boundary(loc.key, storage.path(loc.directory, loc.document)):
+        with boundary(loc.key, storage, loc.directory, loc.document):
             log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
             if log_kind is not None:
                 raise EntryKindError(
@@ -259,9 +263,9 @@ class Engine:
             EntryKindError: if the key holds a document.
         """
         storage = self.storage
-        path = storage.path(loc.directory, loc.log)
-        with boundary(loc.key, path):
+        with boundary(loc.key, storage, loc.directory, loc.log):
             if storage.kind(loc.directory, loc.document) is not None:
+                path = storage.path(loc.directory, loc.log)
                 raise EntryKindError("is a document, not a log", key=loc.key, path=path)
             self._prepare(loc)
             if max_items is not None:
@@ -279,7 +283,7 @@ class Engine:
         sidecar (removed by sweep), never an un-expiring copy of the data.
         """
         storage = self.storage
-        with boundary(loc.key, storage.path(loc.directory, loc.document)):
+        with boundary(loc.key, storage, loc.directory, loc.document):
             live = self._live_document(loc) is not None
             removed_document = storage.remove(loc.directory, loc.document)
             storage.remove(loc.directory, loc.sidecar)
@@ -306,7 +310,7 @@ class Engine:
             Whatever ``function`` raises (nothing is written).
         """
         path = self.storage.path(loc.directory, loc.document)
-        with boundary(loc.key, path):
+        with boundary(loc.key, self.storage, loc.directory, loc.document):
             found = self._live_document(loc)
             if found is None:
                 if default is MISSING:
@@ -333,7 +337,7 @@ class Engine:
         pending = [(directory, directory_keys)]
         while pending:
             current, keys = pending.pop()
-            with boundary(None, self.storage.path(current)):
+            with boundary(None, self.storage, current):
                 if current and self.storage.kind(*_split(current)) is not Kind.DIRECTORY:
                     continue  # removed meanwhile, or not ours to enter
                 with self.lock(current):

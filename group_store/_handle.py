@@ -62,8 +62,9 @@ class WriteHandle(Generic[T]):
             self._event.set()
             waiters, self._waiters = self._waiters, []
         for token, event in waiters:
-            # RunFinishedError: that event loop has ended; nobody is left to wake.
-            with contextlib.suppress(anyio.RunFinishedError):
+            # That event loop has ended (or is closing): nobody is left to wake, and the
+            # writer thread that calls this must never die of it.
+            with contextlib.suppress(anyio.RunFinishedError, RuntimeError):
                 token.backend_class.run_sync_soon(event.set, (), token.native_token)
 
     async def _wait(self) -> T:

@@ -17,6 +17,7 @@ import os
 import secrets
 import stat
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -54,6 +55,13 @@ class LocalStorage:
         self.dir_mode = dir_mode
         self._locks: dict[str, DirectoryLock] = {}
         self._locks_guard = threading.Lock()
+        self._root_fd: int | None = None
+        # Every root descriptor ever opened (the current one last), closed when this object goes.
+        self._root_fds: list[int] = []
+        finalizer = weakref.finalize(self, _close_descriptors, self._root_fds)
+        # Not at interpreter exit: atexit hooks run last-registered first, so this one
+        # would close the root while the writers' exit hook still drains their queues.
+        finalizer.atexit = False
 
     def path(self, directory: str, name: str = "") -> Path:
         path = self.root / directory if directory else self.root
@@ -62,29 +70,46 @@ class LocalStorage:
     # -- directories -------------------------------------------------------
 
     def _open_root(self, create: bool) -> int | None:
+        """The root's descriptor, kept open between calls (never close it).
+
+        Re-validated with one fstat: a root that was removed (``st_nlink == 0``)
+        is opened again by path, so a recreated root is used, not the deleted one.
+        A stale descriptor is parked, not closed, because another thread may still
+        be using it.
+        """
+        fd = self._root_fd
+        if fd is not None and os.fstat(fd).st_nlink > 0:
+            return fd
         try:
-            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fresh = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             if not create:
                 return None
             os.makedirs(self.root, mode=self.dir_mode, exist_ok=True)
-            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fresh = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        with self._locks_guard:
+            self._root_fds.append(fresh)
+            self._root_fd = fresh
+        return fresh
 
     def _open_dir(self, directory: str, create: bool, durable: bool = False) -> int | None:
+        """A descriptor for ``directory``; the caller closes it unless it is the root's."""
         fd = self._open_root(create)
         if fd is None or not directory:
             return fd
         walked = ""
+        parent = fd
         for part in directory.split("/"):
             walked = f"{walked}/{part}" if walked else part
             try:
-                child = self._open_child_dir(fd, part, walked, create, durable)
+                child = self._open_child_dir(parent, part, walked, create, durable)
             finally:
-                os.close(fd)
+                if parent != fd:
+                    os.close(parent)
             if child is None:
                 return None
-            fd = child
-        return fd
+            parent = child
+        return parent
 
     def _open_child_dir(self, parent: int, part: str, walked: str, create: bool, durable: bool) -> int | None:
         while True:
@@ -113,7 +138,7 @@ class LocalStorage:
         try:
             yield fd
         finally:
-            if fd is not None:
+            if fd is not None and directory:
                 os.close(fd)
 
     # -- files -------------------------------------------------------------
@@ -246,6 +271,12 @@ class LocalStorage:
             if lock is None:
                 lock = self._locks[directory] = DirectoryLock(str(self.path(directory, LOCK_NAME)), self.file_mode)
         return lock.hold()
+
+
+def _close_descriptors(descriptors: list[int]) -> None:
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _read_all(fd: int) -> bytes:

@@ -300,7 +300,9 @@ class Writer:
                         lock.__enter__()
                         held, held_directory = lock, directory
                     outcomes.append((self._perform_one(op), None))
-                except Exception as exc:
+                except BaseException as exc:
+                    # Even SystemExit from an update() function belongs to its caller: the
+                    # writer thread must survive to settle every other handle.
                     if op.kind is not _Kind.CALL:
                         logger.warning("group_store: write failed: %s", exc)
                     outcomes.append((None, exc))

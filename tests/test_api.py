@@ -1,0 +1,67 @@
+"""The public surface: __all__ is honest, errors are structured and pickle cleanly."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from pathlib import Path
+
+import pytest
+
+import group_store
+from group_store import (
+    CorruptEntryError,
+    EntryKindError,
+    GroupStoreError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    SerializationError,
+    StorageError,
+    StoreClosedError,
+    UnsafeFileError,
+)
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert group_store.__all__ == sorted(group_store.__all__)
+    public = {name for name in vars(group_store) if not name.startswith("_") and name != "testing"}
+    assert public == set(group_store.__all__)
+
+
+def test_every_public_function_is_documented() -> None:
+    for name in group_store.__all__:
+        obj = getattr(group_store, name)
+        assert obj.__doc__, name
+        for member_name, member in inspect.getmembers(obj, inspect.isfunction):
+            if not member_name.startswith("_"):
+                assert member.__doc__, f"{name}.{member_name}"
+
+
+@pytest.mark.parametrize(
+    ("error", "builtin"),
+    [
+        (InvalidKeyError, ValueError),
+        (InvalidArgumentError, ValueError),
+        (KeyNotFoundError, KeyError),
+        (SerializationError, TypeError),
+        (CorruptEntryError, ValueError),
+        (EntryKindError, TypeError),
+        (UnsafeFileError, OSError),
+        (StorageError, OSError),
+        (StoreClosedError, RuntimeError),
+    ],
+)
+def test_errors_inherit_the_matching_builtin_and_pickle(error: type[GroupStoreError], builtin: type) -> None:
+    instance = error("went wrong", key="k/1", path=Path("/s/k~2f1.json"))
+    assert isinstance(instance, GroupStoreError)
+    assert isinstance(instance, builtin)
+    assert str(instance) == "went wrong (key='k/1', file='/s/k~2f1.json')"
+    clone = pickle.loads(pickle.dumps(instance))
+    assert type(clone) is error
+    assert (clone.key, clone.path, str(clone)) == (instance.key, instance.path, str(instance))
+
+
+def test_storage_error_keeps_errno_through_pickle() -> None:
+    error = StorageError("No space left on device", key="k", path="/s/k.json", errno=28)
+    assert pickle.loads(pickle.dumps(error)).errno == 28
