@@ -159,7 +159,8 @@ class Engine:
                 return None
             raise self.not_found(loc)
 
-    def _decode_name(self, directory: str, name: str, key_file: str) -> str | None:
+    def decode_name(self, directory: str, name: str, key_file: str) -> str | None:
+        """The key an encoded file or directory name stands for, or ``None`` if it is not ours."""
         if not is_hashed_name(name):
             return decode_segment(name)
         raw = self.storage.read(directory, key_file)
@@ -178,7 +179,7 @@ class Engine:
             now = self.clock()
             keys: list[str] = []
             for name in contents.documents | contents.logs:
-                key = self._decode_name(directory, name, name + KEY_SUFFIX)
+                key = self.decode_name(directory, name, name + KEY_SUFFIX)
                 if key is None:
                     continue
                 if name in contents.sidecars and name not in contents.logs:
@@ -192,9 +193,7 @@ class Engine:
         """The narrowed sub-store names in ``directory``, decoded and sorted."""
         with boundary(None, self.storage, directory):
             contents = classify(self.storage.scan(directory))
-            names = (
-                self._decode_name(join(directory, name), name, DIRECTORY_KEY_FILE) for name in contents.directories
-            )
+            names = (self.decode_name(join(directory, name), name, DIRECTORY_KEY_FILE) for name in contents.directories)
             return sorted(name for name in names if name is not None)
 
     # -- mutations (caller holds lock(loc.directory)) ----------------------

@@ -1,0 +1,94 @@
+"""A logical diff of two stores or archives: added, removed and changed entries."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+
+from ._archive import Record, records
+from ._codec import encode_document, encode_lines
+
+ChangeKind = Literal["added", "removed", "changed"]
+
+
+@dataclass(frozen=True)
+class EntryChange:
+    """One entry that differs between the two sides.
+
+    Attributes:
+        address: ``narrow()`` keys then the entry key.
+        change: ``added`` (only in B), ``removed`` (only in A) or ``changed``.
+        detail: For a change, a unified diff of the canonical JSON, or the lines
+            appended to a log; for an expiry change, the two expiries.
+    """
+
+    address: tuple[str, ...]
+    change: ChangeKind
+    detail: str
+
+
+@dataclass(frozen=True)
+class StoreDiff:
+    """The differences from A to B, in address order; falsy when the stores are equal."""
+
+    changes: tuple[EntryChange, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+
+def _render(record: Record) -> list[str]:
+    key = "/".join(record.address)
+    if record.kind == "document":
+        text = encode_document(key, record.value).decode()
+    else:
+        text = encode_lines(key, record.value).decode()
+    return text.splitlines(keepends=True)
+
+
+def _describe(a: Record, b: Record) -> str | None:
+    parts: list[str] = []
+    if a.kind == b.kind == "log" and b.value[: len(a.value)] == a.value and len(b.value) > len(a.value):
+        appended = b.value[len(a.value) :]
+        parts.append(f"appended {len(appended)} item(s):\n")
+        parts.extend("+" + orjson.dumps(item).decode() + "\n" for item in appended)
+    elif a.kind != b.kind or a.value != b.value:
+        name = "/".join(a.address)
+        if a.kind != b.kind:
+            parts.append(f"kind: {a.kind} -> {b.kind}\n")
+        parts.extend(difflib.unified_diff(_render(a), _render(b), f"a/{name}", f"b/{name}"))
+    if a.expires_at != b.expires_at:
+        before = a.expires_at.isoformat() if a.expires_at else "never"
+        after = b.expires_at.isoformat() if b.expires_at else "never"
+        parts.append(f"expires_at: {before} -> {after}\n")
+    return "".join(parts) or None
+
+
+def diff_stores(
+    a: str | os.PathLike[str], b: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None
+) -> StoreDiff:
+    """Compare two stores (directories, ``.tar.gz`` or ``.jsonl`` archives) entry by entry.
+
+    Raises:
+        CorruptEntryError: for an entry or archive that cannot be read.
+    """
+    left = {record.address: record for record in records(a)}
+    right = {record.address: record for record in records(b)}
+    changes: list[EntryChange] = []
+    for address in sorted(left.keys() | right.keys()):
+        if address not in right:
+            changes.append(EntryChange(address, "removed", "".join(_render(left[address]))))
+        elif address not in left:
+            changes.append(EntryChange(address, "added", "".join(_render(right[address]))))
+        else:
+            detail = _describe(left[address], right[address])
+            if detail is not None:
+                changes.append(EntryChange(address, "changed", detail))
+        if progress:
+            progress(1)
+    return StoreDiff(tuple(changes))
