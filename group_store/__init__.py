@@ -1,6 +1,11 @@
 """group_store: a hierarchical, file-based JSON datastore for agent applications."""
 
+from ._archive import export_store as export_store
+from ._archive import import_store as import_store
 from ._datastore import DataStore as DataStore
+from ._diff import EntryChange as EntryChange
+from ._diff import StoreDiff as StoreDiff
+from ._diff import diff_stores as diff_stores
 from ._errors import CorruptEntryError as CorruptEntryError
 from ._errors import EntryKindError as EntryKindError
 from ._errors import GroupStoreError as GroupStoreError
@@ -12,22 +17,39 @@ from ._errors import StorageError as StorageError
 from ._errors import StoreClosedError as StoreClosedError
 from ._errors import UnsafeFileError as UnsafeFileError
 from ._handle import WriteHandle as WriteHandle
+from ._inventory import Entry as Entry
+from ._inventory import walk as walk
 from ._store import Store as Store
+from ._verify import Problem as Problem
+from ._verify import VerifyReport as VerifyReport
+from ._verify import format_store as format_store
+from ._verify import verify_store as verify_store
 from ._writer import WriterStatistics as WriterStatistics
 
 __all__ = [
     "CorruptEntryError",
     "DataStore",
+    "Entry",
+    "EntryChange",
     "EntryKindError",
     "GroupStoreError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "KeyNotFoundError",
+    "Problem",
     "SerializationError",
     "StorageError",
     "Store",
     "StoreClosedError",
+    "StoreDiff",
     "UnsafeFileError",
+    "VerifyReport",
     "WriteHandle",
     "WriterStatistics",
+    "diff_stores",
+    "export_store",
+    "format_store",
+    "import_store",
+    "verify_store",
+    "walk",
 ]

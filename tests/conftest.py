@@ -13,3 +13,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+pytest_plugins = ["pytester"]
