@@ -48,6 +48,12 @@ def test_every_command_has_help() -> None:
         assert "--json" in result.stdout
 
 
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for command in COMMANDS:
+        assert f"`group-store {command} " in readme, command
+
+
 def test_the_installed_script_runs() -> None:
     script = shutil.which("group-store") or str(Path(sys.executable).with_name("group-store"))
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
