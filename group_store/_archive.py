@@ -7,6 +7,7 @@ mode and time, so exporting equal stores gives byte-identical archives.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import tarfile
@@ -50,15 +51,21 @@ def _archive_kind(path: Path) -> str:
     raise InvalidArgumentError("an archive must end in .tar.gz, .tgz or .jsonl", path=path)
 
 
-def _store_files(root: Path) -> Iterator[Path]:
-    for directory, subdirectories, files in os.walk(root):
-        subdirectories.sort()
-        for name in sorted(files):
-            if name == LOCK_NAME or is_temp_name(name):
-                continue
-            path = Path(directory) / name
-            if path.is_file() and not path.is_symlink():
-                yield path
+def _store_files(root: str) -> Iterator[tuple[str, str]]:
+    """(absolute path, archive name) of every archivable regular file, in sorted order."""
+    pending = [("", root)]
+    while pending:
+        relative, directory = pending.pop()
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        subdirectories = []
+        for entry in entries:
+            name = f"{relative}/{entry.name}" if relative else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                subdirectories.append((name, entry.path))
+            elif entry.is_file(follow_symlinks=False) and entry.name != LOCK_NAME and not is_temp_name(entry.name):
+                yield entry.path, name
+        pending.extend(reversed(subdirectories))
 
 
 def export_store(
@@ -73,11 +80,20 @@ def export_store(
     source, target = Path(source), Path(archive)
     count = 0
     if _archive_kind(target) == "tar":
-        # Level 6, as gzip and tar czf default to: level 9 (tarfile's default) is several times slower.
-        with tarfile.open(target, "w:gz", format=tarfile.PAX_FORMAT, compresslevel=6) as tar:
-            for path in _store_files(source):
-                data = path.read_bytes()
-                info = tarfile.TarInfo(path.relative_to(source).as_posix())
+        # Level 6, as gzip and tar czf default to (tarfile's default 9 is several times
+        # slower), behind a large buffer so zlib sees big chunks, not 512-byte blocks.
+        # mtime=0 in the gzip header too: equal stores give byte-identical archives.
+        # No file name in the gzip header either (it would differ between archive names).
+        with (
+            open(target, "wb") as raw,
+            gzip.GzipFile("", "wb", compresslevel=6, fileobj=raw, mtime=0) as compressed,
+            io.BufferedWriter(compressed, 1 << 20) as buffered,
+            tarfile.open(fileobj=buffered, mode="w", format=tarfile.GNU_FORMAT) as tar,
+        ):
+            for path, name in _store_files(str(source)):
+                with open(path, "rb") as file:
+                    data = file.read()
+                info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(data), 0o600, 0
                 tar.addfile(info, io.BytesIO(data))
                 count += 1

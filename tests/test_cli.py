@@ -190,6 +190,14 @@ def test_export_import_round_trip_and_diff(built: Path, tmp_path: Path, suffix: 
     assert Store(copy).narrow("alice").read("messages") == [{"n": 1}, {"n": 2}]
 
 
+def test_tar_exports_of_equal_stores_are_byte_identical(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    assert run("export", str(built), str(tmp_path / "one.tar.gz")).returncode == 0
+    assert run("export", str(copy), str(tmp_path / "two.tar.gz")).returncode == 0
+    assert (tmp_path / "one.tar.gz").read_bytes() == (tmp_path / "two.tar.gz").read_bytes()
+
+
 def test_diff_reports_added_removed_changed_and_appended(built: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     shutil.copytree(built, other)
