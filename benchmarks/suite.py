@@ -150,6 +150,8 @@ class Raw:
         assert removed == self.entries_w6 // 100
 
     def prepare_w7(self, docs: list[Any]) -> None:
+        # b"{}\n" is also group_store's canonical file for {}: both list the same directory.
+        self.root.mkdir(parents=True, exist_ok=True)
         for i in range(W7_ENTRIES):
             (self.root / f"k{i}.json").write_bytes(b"{}\n")
 
@@ -347,7 +349,8 @@ class DiskCache(Raw):
         import diskcache
 
         self.root = root
-        self.cache = diskcache.Cache(str(root))
+        # cull_limit=0: no expired items are removed as a side effect of set(), so W6 measures expire().
+        self.cache = diskcache.Cache(str(root), cull_limit=0)
         self.deque = diskcache.Deque(directory=str(root / "deque"))
         self.diskcache = diskcache
 
