@@ -255,6 +255,33 @@ class Engine:
             if old != payload:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
 
+    def save_many(self, items: list[tuple[Location, bytes, float | None]]) -> list[BaseException | None]:
+        """``save()`` of several entries of one directory; plain ones (no expiry, no
+        sidecar, no log, short name) go to disk as one group commit. One outcome per item.
+        """
+        outcomes: list[BaseException | None] = [None] * len(items)
+        plain: list[int] = []
+        if items:
+            directory = items[0][0].directory
+            names = [name for loc, _, _ in items for name in (loc.log, loc.sidecar)]
+            kinds = self.storage.kinds(directory, names)
+            for index, (loc, payload, expiry) in enumerate(items):
+                quiet = kinds[2 * index] is None and kinds[2 * index + 1] is None
+                if expiry is None and quiet and not is_hashed_name(loc.name):
+                    plain.append(index)
+                    continue
+                try:
+                    self.save(loc, payload, expiry)
+                except Exception as exc:
+                    outcomes[index] = exc
+            if plain:
+                batch = [(items[i][0].document, items[i][1]) for i in plain]
+                with boundary(None, self.storage, directory):
+                    results = self.storage.write_many(directory, batch, durable=self.durable)
+                for index, result in zip(plain, results, strict=True):
+                    outcomes[index] = _translated(result, items[index][0], self.storage)
+        return outcomes
+
     def append(self, loc: Location, lines: bytes, count: int, max_items: int | None) -> None:
         """Append ``count`` encoded lines to the log, keeping at most ``max_items`` (oldest pruned).
 
@@ -371,6 +398,17 @@ class Engine:
         for name in contents.key_files - contents.documents - contents.logs:
             storage.remove(directory, name + KEY_SUFFIX)
         return removed
+
+
+def _translated(error: BaseException | None, loc: Location, storage: Storage) -> BaseException | None:
+    """The error ``boundary()`` would have raised for one item of a batch."""
+    if error is None:
+        return None
+    try:
+        with boundary(loc.key, storage, loc.directory, loc.document):
+            raise error
+    except BaseException as translated:
+        return translated
 
 
 def _split(directory: str) -> tuple[str, str]:

@@ -107,10 +107,12 @@ def decode_segment(name: str) -> str | None:
     A name decodes only if encoding the result gives the same name back, so every
     key a listing returns maps to exactly one file.
     """
+    if _PLAIN.fullmatch(name):
+        # The fast path of every listing: a plain name is its own key (it has no dot,
+        # so it is a device name only if it is one outright).
+        return name if name not in _WINDOWS_DEVICES and len(name) <= MAX_NAME_BYTES else None
     if not name or is_hashed_name(name):
         return None
-    if _PLAIN.fullmatch(name):
-        return name if not _is_device_name(name) and len(name) <= MAX_NAME_BYTES else None
     pieces: list[str] = []
     position = 0
     for match in _ESCAPED.finditer(name):

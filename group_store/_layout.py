@@ -84,26 +84,23 @@ def classify(listing: Iterable[Listing]) -> DirectoryContents:
     Anything that is not ours (wrong suffix, dotted stem, symlink, FIFO) is left out.
     """
     contents = DirectoryContents(set(), set(), set(), set(), set(), set())
+    # One dict lookup per name: this runs for every file of every listing.
+    buckets = {
+        DOCUMENT_SUFFIX[1:]: contents.documents,
+        LOG_SUFFIX[1:]: contents.logs,
+        SIDECAR_SUFFIX[1:]: contents.sidecars,
+        KEY_SUFFIX[1:]: contents.key_files,
+    }
+    file, directory = Kind.FILE, Kind.DIRECTORY
     for name, kind in listing:
-        if name.startswith("."):
-            if kind is Kind.FILE:
-                contents.hidden.add(name)
-            continue
-        if kind is Kind.DIRECTORY:
-            if "." not in name:
-                contents.directories.add(name)
-            continue
-        if kind is not Kind.FILE:
-            continue
-        for suffix, bucket in (
-            (SIDECAR_SUFFIX, contents.sidecars),
-            (LOG_SUFFIX, contents.logs),
-            (DOCUMENT_SUFFIX, contents.documents),
-            (KEY_SUFFIX, contents.key_files),
-        ):
-            if name.endswith(suffix):
-                stem = name[: -len(suffix)]
-                if stem and "." not in stem:
+        if kind is file:
+            stem, _, suffix = name.partition(".")
+            if stem:
+                bucket = buckets.get(suffix)
+                if bucket is not None:
                     bucket.add(stem)
-                break
+            elif name:
+                contents.hidden.add(name)
+        elif kind is directory and "." not in name:
+            contents.directories.add(name)
     return contents

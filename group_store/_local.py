@@ -19,6 +19,7 @@ import stat
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -203,6 +204,53 @@ class LocalStorage:
             if durable:
                 os.fsync(dir_fd)
 
+    def write_many(
+        self, directory: str, items: Sequence[tuple[str, bytes]], *, durable: bool
+    ) -> list[BaseException | None]:
+        """``write()`` of several files in one directory, with one group commit when ``durable``.
+
+        Every temporary file is written first, then all are fsynced in parallel
+        (the file system folds concurrent fsyncs into few journal commits), then
+        each is renamed into place and the directory is fsynced once. Returns one
+        outcome per item: an item whose error is returned kept its old file,
+        except when the final directory fsync fails (then every item reports it:
+        the new files are in place but not known to be durable).
+        """
+        outcomes: list[BaseException | None] = [None] * len(items)
+        with self._dir(directory, create=True, durable=durable) as dir_fd:
+            assert dir_fd is not None
+            temps: list[tuple[int, str, int]] = []  # (item index, temp name, fd)
+            try:
+                for index, (name, data) in enumerate(items):
+                    try:
+                        self._refuse_non_regular(dir_fd, directory, name)
+                        temp = temp_name(name)
+                        fd = self._open_regular(dir_fd, directory, temp, _TEMP_FLAGS, self.file_mode)
+                        temps.append((index, temp, fd))
+                        self._write_all(fd, data)
+                    except Exception as exc:
+                        outcomes[index] = exc
+                if durable:
+                    for (index, _, _), error in zip(temps, _fsync_all([fd for _, _, fd in temps]), strict=True):
+                        outcomes[index] = outcomes[index] or error
+            finally:
+                for _, _, fd in temps:
+                    os.close(fd)
+            for index, temp, _ in temps:
+                if outcomes[index] is None:
+                    try:
+                        self._replace(dir_fd, temp, items[index][0])
+                        continue
+                    except Exception as exc:
+                        outcomes[index] = exc
+                _unlink_quietly(dir_fd, temp)
+            if durable:
+                try:
+                    os.fsync(dir_fd)
+                except OSError as exc:
+                    outcomes = [outcome or exc for outcome in outcomes]
+        return outcomes
+
     def _refuse_non_regular(self, dir_fd: int, directory: str, name: str) -> None:
         # rename() would replace a planted symlink or FIFO without following it; refusing
         # is clearer than silently swapping a file someone put there on purpose.
@@ -273,6 +321,30 @@ class LocalStorage:
         return lock.hold()
 
 
+_fsync_pool: ThreadPoolExecutor | None = None
+_fsync_pool_guard = threading.Lock()
+
+
+def _fsync_all(fds: list[int]) -> list[BaseException | None]:
+    """fsync every descriptor, in parallel; one outcome per descriptor."""
+    global _fsync_pool
+    if len(fds) <= 1:
+        return [_fsync_outcome(fd) for fd in fds]
+    with _fsync_pool_guard:
+        if _fsync_pool is None:
+            _fsync_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="group_store-fsync")
+        pool = _fsync_pool
+    return list(pool.map(_fsync_outcome, fds))
+
+
+def _fsync_outcome(fd: int) -> BaseException | None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        return exc
+    return None
+
+
 def _close_descriptors(descriptors: list[int]) -> None:
     for fd in descriptors:
         with contextlib.suppress(OSError):
@@ -306,8 +378,7 @@ def _kind(mode: int) -> Kind:
 
 
 def _entry_kind(entry: os.DirEntry[str]) -> Kind:
-    if entry.is_symlink():
-        return Kind.OTHER
+    # follow_symlinks=False: a symlink is neither a file nor a directory here (d_type, no stat).
     if entry.is_file(follow_symlinks=False):
         return Kind.FILE
     if entry.is_dir(follow_symlinks=False):

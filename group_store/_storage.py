@@ -65,6 +65,15 @@ class Storage(Protocol):
         """
         ...
 
+    def write_many(
+        self, directory: str, items: Sequence[tuple[str, bytes]], *, durable: bool
+    ) -> list[BaseException | None]:
+        """``write()`` of several ``(name, data)`` in one directory, as one group commit.
+
+        Returns one outcome per item (``None`` for success); an item that failed kept its old file.
+        """
+        ...
+
     def append(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
         """Append ``data`` in one write after cutting a torn last line (one without its newline).
 

@@ -33,12 +33,24 @@ class _Kind(Enum):
 
 
 class _Op:
-    __slots__ = ("completion", "count", "expiry", "function", "handles", "kind", "loc", "max_items", "payload")
+    __slots__ = (
+        "completion",
+        "count",
+        "expiry",
+        "function",
+        "handles",
+        "kind",
+        "loc",
+        "max_items",
+        "parts",
+        "payload",
+    )
 
     def __init__(self, kind: _Kind, loc: Location | None = None, payload: bytes = b"") -> None:
         self.kind = kind
         self.loc = loc
         self.payload = payload
+        self.parts: list[bytes] = [payload]
         self.expiry: float | None = None
         self.count = 0
         self.max_items: int | None = None
@@ -135,6 +147,7 @@ class Writer:
             if op is not None and op.kind is _Kind.SAVE:
                 self._pending_bytes += len(payload) - len(op.payload)
                 op.payload, op.expiry = payload, expiry
+                op.parts = [payload]
                 op.handles.append(handle)
                 self._coalesced += 1
                 return handle
@@ -153,7 +166,9 @@ class Writer:
             self._admit(len(lines))
             op = self._mergeable.get(key)
             if op is not None and op.kind is _Kind.APPEND and op.max_items == max_items:
-                op.payload += lines
+                # Collected as parts and joined once when written: += would copy the
+                # whole pending log on every append (quadratic in a burst of appends).
+                op.parts.append(lines)
                 op.count += count
                 self._pending_bytes += len(lines)
                 op.handles.append(handle)
@@ -266,7 +281,7 @@ class Writer:
             outcomes = self._perform(batch)
             with self._condition:
                 for op, (_, error) in zip(batch, outcomes, strict=True):
-                    self._pending_bytes -= len(op.payload)
+                    self._pending_bytes -= sum(len(part) for part in op.parts)
                     self._written += op.kind is not _Kind.BARRIER
                     if op.loc is not None and self._latest.get((op.loc.directory, op.loc.name)) is op:
                         del self._latest[(op.loc.directory, op.loc.name)]
@@ -281,44 +296,69 @@ class Writer:
                 op.completion._settle(None, None)
 
     def _perform(self, batch: list[_Op]) -> list[tuple[Any, BaseException | None]]:
-        """Run a batch, holding each directory's lock across consecutive writes to it."""
+        """Run a batch, holding each directory's lock across consecutive writes to it.
+
+        Consecutive saves to one directory go to the engine together, so a durable
+        store commits them with one group fsync instead of one per save.
+        """
         outcomes: list[tuple[Any, BaseException | None]] = []
         held: AbstractContextManager[None] | None = None
         held_directory: str | None = None
+        position = 0
         try:
-            for op in batch:
+            while position < len(batch):
+                op = batch[position]
                 if op.kind is _Kind.BARRIER:
                     outcomes.append((None, None))
+                    position += 1
                     continue
                 directory = op.loc.directory if op.kind is not _Kind.CALL and op.loc else None
                 if held is not None and directory != held_directory:
                     held.__exit__(None, None, None)
                     held = held_directory = None
+                run = self._save_run(batch, position) if op.kind is _Kind.SAVE else [op]
                 try:
                     if directory is not None and held is None:
                         lock = self._engine.lock(directory)
                         lock.__enter__()
                         held, held_directory = lock, directory
-                    outcomes.append((self._perform_one(op), None))
+                    if op.kind is _Kind.SAVE:
+                        items = [(o.loc, o.payload, o.expiry) for o in run if o.loc is not None]
+                        outcomes.extend((None, error) for error in self._engine.save_many(items))
+                    else:
+                        outcomes.append((self._perform_one(op), None))
                 except BaseException as exc:
                     # Even SystemExit from an update() function belongs to its caller: the
                     # writer thread must survive to settle every other handle.
-                    if op.kind is not _Kind.CALL:
-                        logger.warning("group_store: write failed: %s", exc)
-                    outcomes.append((None, exc))
+                    outcomes.extend((None, exc) for _ in run)
+                for o, (_, error) in zip(run, outcomes[-len(run) :], strict=True):
+                    if error is not None and o.kind is not _Kind.CALL:
+                        logger.warning("group_store: write failed: %s", error)
+                position += len(run)
         finally:
             if held is not None:
                 held.__exit__(None, None, None)
         return outcomes
 
+    @staticmethod
+    def _save_run(batch: list[_Op], start: int) -> list[_Op]:
+        """The saves from ``start`` on that share its directory (each key once)."""
+        first = batch[start]
+        assert first.loc is not None
+        run, names = [first], {first.loc.name}
+        for op in batch[start + 1 :]:
+            if op.kind is not _Kind.SAVE or op.loc is None or op.loc.directory != first.loc.directory:
+                break
+            if op.loc.name in names:
+                break
+            run.append(op)
+            names.add(op.loc.name)
+        return run
+
     def _perform_one(self, op: _Op) -> Any:
-        if op.kind is _Kind.SAVE:
-            assert op.loc is not None
-            self._engine.save(op.loc, op.payload, op.expiry)
-            return None
         if op.kind is _Kind.APPEND:
             assert op.loc is not None
-            self._engine.append(op.loc, op.payload, op.count, op.max_items)
+            self._engine.append(op.loc, b"".join(op.parts), op.count, op.max_items)
             return None
         assert op.function is not None
         return op.function()

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 
 
 class RecordingEngine:
-    """Wraps an engine's save/append to record what reaches the disk, optionally gated."""
+    """Wraps the engine's save_many/append (what the writer calls) to record what reaches the disk, gated."""
 
     def __init__(self, store: DataStore) -> None:
         self.engine: Engine = store._engine
@@ -27,19 +27,19 @@ class RecordingEngine:
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()
-        original_save, original_append = self.engine.save, self.engine.append
+        original_save_many, original_append = self.engine.save_many, self.engine.append
 
-        def save(loc: Location, payload: bytes, expiry: float | None) -> None:
+        def save_many(items: list[tuple[Location, bytes, float | None]]) -> list[BaseException | None]:
             self.entered.set()
             self.gate.wait()
-            self.saves.append((loc.key, payload))
-            original_save(loc, payload, expiry)
+            self.saves.extend((loc.key, payload) for loc, payload, _ in items)
+            return original_save_many(items)
 
         def append(loc: Location, lines: bytes, count: int, max_items: int | None) -> None:
             self.appends.append(lines)
             original_append(loc, lines, count, max_items)
 
-        self.engine.save = save  # type: ignore[method-assign]
+        self.engine.save_many = save_many  # type: ignore[method-assign]
         self.engine.append = append  # type: ignore[method-assign]
 
 
@@ -184,3 +184,52 @@ def test_writer_thread_exits_when_idle(tmp_path: Path, monkeypatch: pytest.Monke
     writer.save(loc, b"2\n", None).result(timeout=10)  # a later write starts a new thread
     assert Store(tmp_path).load("k") == 2
     writer.close()
+
+
+async def test_durable_saves_of_a_batch_share_one_group_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import group_store._local as local
+
+    group_sizes: list[int] = []
+    original = local._fsync_all
+
+    def recording(fds: list[int]) -> list[BaseException | None]:
+        group_sizes.append(len(fds))
+        return original(fds)
+
+    monkeypatch.setattr(local, "_fsync_all", recording)
+    store = DataStore(tmp_path, durable=True)
+    recorder = RecordingEngine(store)
+    recorder.gate.clear()
+    store.save("blocker", 0)
+    await anyio.to_thread.run_sync(recorder.entered.wait)
+    handles = [store.save(f"k{i}", i) for i in range(50)]
+    recorder.gate.set()
+    for handle in handles:
+        await handle
+    assert max(group_sizes) == 50
+    assert Store(tmp_path).load("k49") == 49
+    await store.aclose()
+
+
+async def test_one_bad_item_does_not_fail_its_batch(tmp_path: Path) -> None:
+    import os
+
+    os.symlink(tmp_path / "elsewhere", tmp_path / "k3.json")
+    store = DataStore(tmp_path, durable=True)
+    recorder = RecordingEngine(store)
+    recorder.gate.clear()
+    store.save("blocker", 0)
+    await anyio.to_thread.run_sync(recorder.entered.wait)
+    handles = [store.save(f"k{i}", i) for i in range(6)]
+    recorder.gate.set()
+    from group_store import UnsafeFileError
+
+    with pytest.raises(UnsafeFileError) as info:
+        await handles[3]
+    assert info.value.key == "k3"
+    for i in (0, 1, 2, 4, 5):
+        await handles[i]
+        assert Store(tmp_path).load(f"k{i}") == i
+    assert (tmp_path / "k3.json").is_symlink()
+    with pytest.raises(UnsafeFileError):
+        await store.aclose()
