@@ -23,9 +23,20 @@ from ._errors import (
     KeyNotFoundError,
     StorageError,
 )
-from ._expiry import UNBOUND, Clock, bound_expiry, decode_sidecar, encode_sidecar, is_expired, next_bindings
+from ._expiry import (
+    UNBOUND,
+    Clock,
+    bound_expiry,
+    decode_sidecar,
+    encode_sidecar,
+    index_line,
+    is_expired,
+    next_bindings,
+    parse_index,
+    render_index,
+)
 from ._keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
-from ._layout import DIRECTORY_KEY_FILE, KEY_SUFFIX, Location, classify, join
+from ._layout import DIRECTORY_KEY_FILE, EXPIRY_INDEX, KEY_SUFFIX, Location, classify, join
 from ._local import is_temp_name
 from ._storage import Kind, Storage
 
@@ -251,6 +262,8 @@ class Engine:
             except ValueError:
                 bindings = {}  # a malformed sidecar binds nothing; this save replaces it
             new_sidecar = encode_sidecar(next_bindings(bindings, old, payload, expiry))
+            # The index record goes first: a crash after it leaves the index early, never late.
+            storage.append(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry), durable=self.durable)
             storage.write(loc.directory, loc.sidecar, new_sidecar, durable=self.durable)
             if old != payload:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
@@ -373,14 +386,19 @@ class Engine:
         return removed
 
     def _sweep_directory(self, directory: str, directory_keys: tuple[str, ...]) -> int:
+        """Sweep one directory (its lock held), reading only the sidecars the index
+        says may have expired, plus any sidecar the index does not list."""
         storage = self.storage
         contents = classify(storage.scan(directory))
         now = self.clock()
         for name in contents.hidden:
             if is_temp_name(name):
                 storage.remove(directory, name)
+        index_raw = storage.read(directory, EXPIRY_INDEX) if EXPIRY_INDEX in contents.hidden else None
+        earliest = parse_index(index_raw or b"")
+        kept = {name: when for name, when in earliest.items() if name in contents.sidecars and when > now}
         removed = 0
-        for name in contents.sidecars:
+        for name in sorted(contents.sidecars - kept.keys()):
             loc = Location(directory, name, name, directory_keys)
             if name not in contents.documents:
                 storage.remove(directory, loc.sidecar)
@@ -395,8 +413,16 @@ class Engine:
                 if name in contents.key_files:
                     storage.remove(directory, loc.key_file)
                 removed += 1
+            elif found is not None and found[1] is not None:
+                kept[name] = found[1]
         for name in contents.key_files - contents.documents - contents.logs:
             storage.remove(directory, name + KEY_SUFFIX)
+        compacted = render_index(kept)
+        if compacted != (index_raw or b""):
+            if kept:
+                storage.write(directory, EXPIRY_INDEX, compacted, durable=self.durable)
+            else:
+                storage.remove(directory, EXPIRY_INDEX)
         return removed
 
 

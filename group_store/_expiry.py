@@ -109,3 +109,45 @@ def next_bindings(
         result[digest(old_data)] = None if old is UNBOUND else old  # type: ignore[assignment]
     result[digest(new_data)] = expiry
     return result
+
+
+# -- the per-directory expiry index ------------------------------------------------------
+#
+# Invariant: for every document on disk whose sidecar binds it to expiry X, the
+# directory's index (when it exists) lists its name with a time <= X. A save with a
+# TTL appends its line before it writes the sidecar, and compaction keeps, per name,
+# the smallest time or the verified current expiry, so a crash anywhere leaves the
+# index at worst too early (sweep verifies before deleting), never too late. A
+# sidecar the index does not list at all (a store written before the index existed,
+# or an index someone deleted) is always checked by the sweep.
+
+
+def index_line(name: str, expiry: float) -> bytes:
+    """One index record: entry ``name`` may expire at ``expiry``."""
+    return orjson.dumps({"n": name, "e": expiry}, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def parse_index(raw: bytes) -> dict[str, float]:
+    """The earliest indexed expiry per name; torn or malformed lines are skipped."""
+    earliest: dict[str, float] = {}
+    complete = raw[: raw.rfind(b"\n") + 1]
+    try:
+        records = orjson.loads(b"[" + b",".join(line for line in complete.split(b"\n") if line.strip()) + b"]")
+    except orjson.JSONDecodeError:
+        records = []
+        for line in complete.split(b"\n"):
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+    for record in records:
+        if isinstance(record, dict) and isinstance(record.get("n"), str) and isinstance(record.get("e"), float | int):
+            name, expiry = record["n"], float(record["e"])
+            if expiry < earliest.get(name, math.inf):
+                earliest[name] = expiry
+    return earliest
+
+
+def render_index(entries: dict[str, float]) -> bytes:
+    """A compacted index holding exactly ``entries``, sorted by name."""
+    return b"".join(index_line(name, entries[name]) for name in sorted(entries))

@@ -7,6 +7,7 @@ In a store directory, for an entry whose key encodes to ``NAME``:
     NAME.meta.json   the sidecar: expiry bound to the document's bytes
     NAME.key         the original key, only when NAME is a hashed long key
     NAME/            a narrowed sub-store (its own ``.key`` if NAME is hashed)
+    .expiry.jsonl    the directory's expiry index (an accelerator for sweep)
     .lock            the directory's lock file
     .NAME.*.tmp      a write in progress (or left by a crash)
 
@@ -26,6 +27,7 @@ LOG_SUFFIX = ".jsonl"
 SIDECAR_SUFFIX = ".meta.json"
 KEY_SUFFIX = ".key"
 DIRECTORY_KEY_FILE = ".key"
+EXPIRY_INDEX = ".expiry.jsonl"
 
 
 class Location(NamedTuple):

@@ -28,7 +28,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from group_store import DataStore, Store
+from group_store import DataStore, Store, walk
 
 BUDGET = float(os.environ.get("GROUP_STORE_CRASH_SECONDS", "30"))
 DOC_KEYS = 4
@@ -145,3 +145,42 @@ def _check(root: Path, acked_docs: dict[str, int], acked_log: list[int], acked_c
     raw = (root / "log.jsonl").read_bytes() if (root / "log.jsonl").exists() else b""
     body = raw[: raw.rfind(b"\n") + 1]
     assert all(line.startswith(b"{") and line.endswith(b"}") for line in body.split(b"\n") if line)
+
+
+def _ttl_child(root: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    store = Store(root, durable=True)
+    while True:
+        key = f"t{rng.randrange(40)}"
+        ttl = rng.choice([None, 0, 3600, 3600])
+        store.save(key, {"seed": seed}, ttl=ttl)
+        if rng.random() < 0.05:
+            store.sweep()
+
+
+@pytest.mark.slow
+def test_sigkill_keeps_the_expiry_index_sound(tmp_path: Path) -> None:
+    """After a crash anywhere, a sweep removes every expired entry and no live one."""
+    rng = random.Random(99)
+    root = tmp_path / "ttl"
+    deadline = time.monotonic() + BUDGET / 3
+    rounds = 0
+    while time.monotonic() < deadline or rounds < 20:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            try:
+                _ttl_child(root, rounds)
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0.0, 0.02))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        rounds += 1
+        now = time.time()
+        before = {entry.key: entry.expires_at for entry in walk(root, include_expired=True)}
+        Store(root).sweep()
+        after = {entry.key: entry.expires_at for entry in walk(root, include_expired=True)}
+        for key, expires in before.items():
+            expired = expires is not None and expires.timestamp() <= now
+            assert (key in after) != expired, f"{key}: expires {expires}, swept={key not in after}"
+    assert rounds >= 20
