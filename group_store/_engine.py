@@ -30,6 +30,7 @@ from ._expiry import (
     decode_sidecar,
     encode_sidecar,
     index_line,
+    index_needs_compaction,
     is_expired,
     next_bindings,
     parse_index,
@@ -380,14 +381,15 @@ class Engine:
                 if current and self.storage.kind(*_split(current)) is not Kind.DIRECTORY:
                     continue  # removed meanwhile, or not ours to enter
                 with self.lock(current):
-                    removed += self._sweep_directory(current, keys)
-                    subdirectories = classify(self.storage.scan(current)).directories
+                    count, subdirectories = self._sweep_directory(current, keys)
+            removed += count
             pending.extend((join(current, name), (*keys, name)) for name in subdirectories)
         return removed
 
-    def _sweep_directory(self, directory: str, directory_keys: tuple[str, ...]) -> int:
+    def _sweep_directory(self, directory: str, directory_keys: tuple[str, ...]) -> tuple[int, set[str]]:
         """Sweep one directory (its lock held), reading only the sidecars the index
-        says may have expired, plus any sidecar the index does not list."""
+        says may have expired, plus any sidecar the index does not list. Returns the
+        count removed and the sub-directory names."""
         storage = self.storage
         contents = classify(storage.scan(directory))
         now = self.clock()
@@ -395,10 +397,13 @@ class Engine:
             if is_temp_name(name):
                 storage.remove(directory, name)
         index_raw = storage.read(directory, EXPIRY_INDEX) if EXPIRY_INDEX in contents.hidden else None
-        earliest = parse_index(index_raw or b"")
-        kept = {name: when for name, when in earliest.items() if name in contents.sidecars and when > now}
+        earliest, lines = parse_index(index_raw or b"")
+        sidecars = contents.sidecars
+        kept = {name: when for name, when in earliest.items() if when > now and name in sidecars}
         removed = 0
-        for name in sorted(contents.sidecars - kept.keys()):
+        checked = False
+        for name in sidecars - kept.keys():
+            checked = True
             loc = Location(directory, name, name, directory_keys)
             if name not in contents.documents:
                 storage.remove(directory, loc.sidecar)
@@ -417,13 +422,12 @@ class Engine:
                 kept[name] = found[1]
         for name in contents.key_files - contents.documents - contents.logs:
             storage.remove(directory, name + KEY_SUFFIX)
-        compacted = render_index(kept)
-        if compacted != (index_raw or b""):
-            if kept:
-                storage.write(directory, EXPIRY_INDEX, compacted, durable=self.durable)
-            else:
-                storage.remove(directory, EXPIRY_INDEX)
-        return removed
+        if not kept and index_raw is not None:
+            storage.remove(directory, EXPIRY_INDEX)
+        elif kept and (index_needs_compaction(lines, len(kept)) or (checked and len(kept) > len(earliest))):
+            # Also rewritten when sidecars the index did not list were found, so the next sweep skips them.
+            storage.write(directory, EXPIRY_INDEX, render_index(kept), durable=self.durable)
+        return removed, contents.directories
 
 
 def _translated(error: BaseException | None, loc: Location, storage: Storage) -> BaseException | None:

@@ -123,29 +123,35 @@ def next_bindings(
 
 
 def index_line(name: str, expiry: float) -> bytes:
-    """One index record: entry ``name`` may expire at ``expiry``."""
-    return orjson.dumps({"n": name, "e": expiry}, option=orjson.OPT_APPEND_NEWLINE)
+    """One index record, ``NAME EXPIRY\n``: entry ``name`` may expire at ``expiry``.
+
+    Plain text rather than JSON: encoded names never hold spaces or newlines, and a
+    sweep parses one line per TTL entry, so parsing cost is what the index saves.
+    """
+    return f"{name} {expiry!r}\n".encode()
 
 
-def parse_index(raw: bytes) -> dict[str, float]:
-    """The earliest indexed expiry per name; torn or malformed lines are skipped."""
+def parse_index(raw: bytes) -> tuple[dict[str, float], int]:
+    """The earliest indexed expiry per name, and the number of lines read.
+
+    A torn last line and malformed lines are skipped.
+    """
     earliest: dict[str, float] = {}
-    complete = raw[: raw.rfind(b"\n") + 1]
-    try:
-        records = orjson.loads(b"[" + b",".join(line for line in complete.split(b"\n") if line.strip()) + b"]")
-    except orjson.JSONDecodeError:
-        records = []
-        for line in complete.split(b"\n"):
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue
-    for record in records:
-        if isinstance(record, dict) and isinstance(record.get("n"), str) and isinstance(record.get("e"), float | int):
-            name, expiry = record["n"], float(record["e"])
-            if expiry < earliest.get(name, math.inf):
-                earliest[name] = expiry
-    return earliest
+    lines = raw[: raw.rfind(b"\n") + 1].decode("utf-8", "replace").split("\n")
+    for line in lines:
+        name, _, when = line.partition(" ")
+        try:
+            expiry = float(when)
+        except ValueError:
+            continue
+        if name and expiry < earliest.get(name, math.inf):
+            earliest[name] = expiry
+    return earliest, len(lines) - 1
+
+
+def index_needs_compaction(lines: int, live: int) -> bool:
+    """Rewrite the index only once it holds more than twice the lines it needs."""
+    return lines > 2 * live + 64
 
 
 def render_index(entries: dict[str, float]) -> bytes:

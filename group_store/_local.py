@@ -306,8 +306,21 @@ class LocalStorage:
         with self._dir(directory, create=False) as dir_fd:
             if dir_fd is None:
                 return []
+            file, directory_kind, other = Kind.FILE, Kind.DIRECTORY, Kind.OTHER
+            # Inlined: this runs once per name of every listing. follow_symlinks=False: a
+            # symlink is neither a file nor a directory here (d_type, no stat call).
             with os.scandir(dir_fd) as entries:
-                return [Listing(entry.name, _entry_kind(entry)) for entry in entries]
+                return [
+                    Listing(
+                        entry.name,
+                        file
+                        if entry.is_file(follow_symlinks=False)
+                        else directory_kind
+                        if entry.is_dir(follow_symlinks=False)
+                        else other,
+                    )
+                    for entry in entries
+                ]
 
     def lock(self, directory: str) -> AbstractContextManager[None]:
         # Walk (and create) the directory first, every time, so the lock file never
@@ -373,15 +386,6 @@ def _kind(mode: int) -> Kind:
     if stat.S_ISREG(mode):
         return Kind.FILE
     if stat.S_ISDIR(mode):
-        return Kind.DIRECTORY
-    return Kind.OTHER
-
-
-def _entry_kind(entry: os.DirEntry[str]) -> Kind:
-    # follow_symlinks=False: a symlink is neither a file nor a directory here (d_type, no stat).
-    if entry.is_file(follow_symlinks=False):
-        return Kind.FILE
-    if entry.is_dir(follow_symlinks=False):
         return Kind.DIRECTORY
     return Kind.OTHER
 

@@ -14,10 +14,11 @@ from group_store.testing import FakeClock
 
 
 def test_parse_keeps_the_earliest_time_and_skips_damage() -> None:
-    raw = index_line("a", 50.0) + index_line("b", 10.0) + index_line("a", 20.0) + b"not json\n" + b'{"n":"c"'
-    assert parse_index(raw) == {"a": 20.0, "b": 10.0}
-    assert parse_index(render_index({"b": 10.0, "a": 20.0})) == {"a": 20.0, "b": 10.0}
-    assert parse_index(b"") == {}
+    raw = index_line("a", 50.0) + index_line("b", 10.0) + index_line("a", 20.0) + b"garbage\n" + b"c 12"
+    assert parse_index(raw) == ({"a": 20.0, "b": 10.0}, 4)
+    assert parse_index(render_index({"b": 10.0, "a": 20.5})) == ({"a": 20.5, "b": 10.0}, 2)
+    assert parse_index(b"") == ({}, 0)
+    assert index_line("k~2fx", 1800000000.25) == b"k~2fx 1800000000.25\n"
 
 
 @pytest.fixture
@@ -58,13 +59,15 @@ def test_a_store_without_an_index_is_still_swept(store: Store, clock: FakeClock)
     clock.advance(6)
     assert store.sweep() == 3
     assert sorted(store.keys()) == sorted(f"k{i}" for i in range(3, 20))
-    assert parse_index((store.root_path / ".expiry.jsonl").read_bytes()).keys() == {f"k{i}" for i in range(3, 20)}
+    indexed, _ = parse_index((store.root_path / ".expiry.jsonl").read_bytes())
+    assert indexed.keys() == {f"k{i}" for i in range(3, 20)}
 
 
 def test_a_damaged_index_is_not_trusted_blindly(store: Store, clock: FakeClock) -> None:
     store.save("a", 1, ttl=5)
     store.save("b", 2, ttl=5)
-    (store.root_path / ".expiry.jsonl").write_bytes(b'garbage\n{"n":"a","e":')
+    # What a crash or a bad disk leaves: unparseable lines and a torn last record.
+    (store.root_path / ".expiry.jsonl").write_bytes(b"garbage\n\x00\x00\nb 1")
     clock.advance(6)
     assert store.sweep() == 2
     assert store.keys() == []
@@ -95,7 +98,8 @@ def test_a_crash_between_the_index_record_and_the_entry(
         patch.setattr(LocalStorage, "write", crash_on_sidecar)
         with pytest.raises(OSError, match="simulated crash"):
             store.save("k", "new", ttl=1)
-    assert b'"e":' in (store.root_path / ".expiry.jsonl").read_bytes()
+    indexed, _ = parse_index((store.root_path / ".expiry.jsonl").read_bytes())
+    assert indexed["k"] == clock.now + 1  # the record went in before the sidecar
     clock.advance(2)  # past the index record, not past the entry's real expiry
     assert store.sweep() == 0
     assert store.load("k") == "old"
