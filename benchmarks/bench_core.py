@@ -33,24 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from suite import documents as make_documents  # the same ~1 KiB agent messages as the full suite
 
 from group_store import DataStore, Store
 
 Workload = Callable[[Path, list[dict[str, Any]]], Awaitable[None]]
-
-
-def make_documents(count: int) -> list[dict[str, Any]]:
-    """``count`` agent messages of about 1 KiB each."""
-    return [
-        {
-            "id": f"msg-{i:06d}",
-            "role": "assistant" if i % 2 else "user",
-            "content": ("The agent considered the request and answered at length. " * 15)[: 820 + i % 7],
-            "tool_calls": [{"id": f"call-{i}", "name": "search", "arguments": {"query": f"q{i}", "limit": 10}}],
-            "metadata": {"session": "s-1", "turn": i, "tokens": 187 + i % 50, "model": "agent-large"},
-        }
-        for i in range(count)
-    ]
 
 
 def install_genie() -> type[Any]:

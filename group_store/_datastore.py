@@ -21,6 +21,7 @@ from ._expiry import Clock, is_expired
 from ._handle import WriteHandle, settled
 from ._layout import Location
 from ._local import LocalStorage
+from ._sweep import sweep
 from ._view import Ttl, View
 from ._writer import DEFAULT_MAX_PENDING_BYTES, Writer, WriterStatistics
 
@@ -137,7 +138,7 @@ class DataStore(View):
 
     async def sweep(self) -> int:
         """Delete expired entries in this subtree (and crash leftovers); return how many entries."""
-        count: int = await self._writer.call(partial(self._engine.sweep, self._directory, self._segments))
+        count: int = await self._writer.call(partial(sweep, self._engine, self._directory, self._segments))
         return count
 
     def _locked(self, loc: Location, function: Callable[..., T], *args: Any) -> T:

@@ -30,15 +30,11 @@ from ._expiry import (
     decode_sidecar,
     encode_sidecar,
     index_line,
-    index_needs_compaction,
     is_expired,
     next_bindings,
-    parse_index,
-    render_index,
 )
 from ._keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
 from ._layout import DIRECTORY_KEY_FILE, EXPIRY_INDEX, KEY_SUFFIX, Location, classify, join
-from ._local import is_temp_name
 from ._storage import Kind, Storage
 
 MISSING: Any = object()
@@ -364,71 +360,6 @@ class Engine:
         self.save(loc, payload, current_expiry if expiry is MISSING else expiry)  # type: ignore[arg-type]
         return result
 
-    # -- sweep (takes locks itself) ---------------------------------------
-
-    def sweep(self, directory: str, directory_keys: tuple[str, ...]) -> int:
-        """Delete expired entries, orphaned sidecars and key files, and leftover
-        temporary files in ``directory`` and below; return the number of expired entries removed.
-
-        Each directory is swept under its lock, and each entry's expiry is read
-        again there, so an entry re-saved with a later expiry is never removed.
-        """
-        removed = 0
-        pending = [(directory, directory_keys)]
-        while pending:
-            current, keys = pending.pop()
-            with boundary(None, self.storage, current):
-                if current and self.storage.kind(*_split(current)) is not Kind.DIRECTORY:
-                    continue  # removed meanwhile, or not ours to enter
-                with self.lock(current):
-                    count, subdirectories = self._sweep_directory(current, keys)
-            removed += count
-            pending.extend((join(current, name), (*keys, name)) for name in subdirectories)
-        return removed
-
-    def _sweep_directory(self, directory: str, directory_keys: tuple[str, ...]) -> tuple[int, set[str]]:
-        """Sweep one directory (its lock held), reading only the sidecars the index
-        says may have expired, plus any sidecar the index does not list. Returns the
-        count removed and the sub-directory names."""
-        storage = self.storage
-        contents = classify(storage.scan(directory))
-        now = self.clock()
-        for name in contents.hidden:
-            if is_temp_name(name):
-                storage.remove(directory, name)
-        index_raw = storage.read(directory, EXPIRY_INDEX) if EXPIRY_INDEX in contents.hidden else None
-        earliest, lines = parse_index(index_raw or b"")
-        sidecars = contents.sidecars
-        kept = {name: when for name, when in earliest.items() if when > now and name in sidecars}
-        removed = 0
-        checked = False
-        for name in sidecars - kept.keys():
-            checked = True
-            loc = Location(directory, name, name, directory_keys)
-            if name not in contents.documents:
-                storage.remove(directory, loc.sidecar)
-                continue
-            try:
-                found = self.read_document(loc)
-            except CorruptEntryError:
-                continue  # a malformed sidecar is left for a person to inspect, never guessed at
-            if found is not None and is_expired(found[1], now):
-                storage.remove(directory, loc.document)
-                storage.remove(directory, loc.sidecar)
-                if name in contents.key_files:
-                    storage.remove(directory, loc.key_file)
-                removed += 1
-            elif found is not None and found[1] is not None:
-                kept[name] = found[1]
-        for name in contents.key_files - contents.documents - contents.logs:
-            storage.remove(directory, name + KEY_SUFFIX)
-        if not kept and index_raw is not None:
-            storage.remove(directory, EXPIRY_INDEX)
-        elif kept and (index_needs_compaction(lines, len(kept)) or (checked and len(kept) > len(earliest))):
-            # Also rewritten when sidecars the index did not list were found, so the next sweep skips them.
-            storage.write(directory, EXPIRY_INDEX, render_index(kept), durable=self.durable)
-        return removed, contents.directories
-
 
 def _translated(error: BaseException | None, loc: Location, storage: Storage) -> BaseException | None:
     """The error ``boundary()`` would have raised for one item of a batch."""
@@ -439,8 +370,3 @@ def _translated(error: BaseException | None, loc: Location, storage: Storage) ->
             raise error
     except BaseException as translated:
         return translated
-
-
-def _split(directory: str) -> tuple[str, str]:
-    parent, _, name = directory.rpartition("/")
-    return parent, name

@@ -14,6 +14,7 @@ from ._engine import MISSING, Engine
 from ._errors import KeyNotFoundError
 from ._expiry import Clock
 from ._local import LocalStorage
+from ._sweep import sweep
 from ._view import Ttl, View
 
 
@@ -145,7 +146,7 @@ class Store(View):
 
     def sweep(self) -> int:
         """Delete expired entries in this subtree (and leftovers of crashes); return how many entries."""
-        return self._engine.sweep(self._directory, self._segments)
+        return sweep(self._engine, self._directory, self._segments)
 
     def flush(self) -> None:
         """Nothing to wait for: every write has returned when it is on disk (kept for parity with DataStore)."""

@@ -41,14 +41,19 @@ class RecordingEngine:
 
         self.engine.save_many = save_many  # type: ignore[method-assign]
         self.engine.append = append  # type: ignore[method-assign]
+        self.store = store
+
+    async def hold_writer(self) -> None:
+        """Park the writer thread inside a save, so what follows queues up behind it."""
+        self.gate.clear()
+        self.store.save("blocker", 0)
+        await anyio.to_thread.run_sync(self.entered.wait)
 
 
 async def test_coalescing_writes_only_newest_bytes_and_settles_every_handle(tmp_path: Path) -> None:
     store = DataStore(tmp_path)
     recorder = RecordingEngine(store)
-    recorder.gate.clear()
-    store.save("blocker", 0)
-    await anyio.to_thread.run_sync(recorder.entered.wait)  # the writer is busy: what follows queues up
+    await recorder.hold_writer()
     handles = [store.save("hot", i) for i in range(100)]
     recorder.gate.set()
     for handle in handles:
@@ -61,9 +66,7 @@ async def test_coalescing_writes_only_newest_bytes_and_settles_every_handle(tmp_
 async def test_appends_to_one_log_merge_into_one_write(tmp_path: Path) -> None:
     store = DataStore(tmp_path)
     recorder = RecordingEngine(store)
-    recorder.gate.clear()
-    store.save("blocker", 0)
-    await anyio.to_thread.run_sync(recorder.entered.wait)
+    await recorder.hold_writer()
     for i in range(10):
         store.append("log", [i])
     recorder.gate.set()
@@ -75,9 +78,7 @@ async def test_appends_to_one_log_merge_into_one_write(tmp_path: Path) -> None:
 async def test_order_is_issue_order_and_delete_is_a_fence(tmp_path: Path) -> None:
     store = DataStore(tmp_path)
     recorder = RecordingEngine(store)
-    recorder.gate.clear()
-    store.save("blocker", 0)
-    await anyio.to_thread.run_sync(recorder.entered.wait)
+    await recorder.hold_writer()
     store.save("k", "before")
     async with anyio.create_task_group() as group:
         group.start_soon(store.delete, "k")
@@ -104,9 +105,7 @@ async def test_reads_see_queued_writes(tmp_path: Path) -> None:
 async def test_back_pressure_bounds_pending_bytes(tmp_path: Path) -> None:
     store = DataStore(tmp_path, max_pending_bytes=10_000)
     recorder = RecordingEngine(store)
-    recorder.gate.clear()
-    store.save("blocker", 0)
-    await anyio.to_thread.run_sync(recorder.entered.wait)
+    await recorder.hold_writer()
     payload = "x" * 3_000
     for i in range(3):
         store.save(f"k{i}", payload)
@@ -199,9 +198,7 @@ async def test_durable_saves_of_a_batch_share_one_group_commit(tmp_path: Path, m
     monkeypatch.setattr(local, "_fsync_all", recording)
     store = DataStore(tmp_path, durable=True)
     recorder = RecordingEngine(store)
-    recorder.gate.clear()
-    store.save("blocker", 0)
-    await anyio.to_thread.run_sync(recorder.entered.wait)
+    await recorder.hold_writer()
     handles = [store.save(f"k{i}", i) for i in range(50)]
     recorder.gate.set()
     for handle in handles:
@@ -217,9 +214,7 @@ async def test_one_bad_item_does_not_fail_its_batch(tmp_path: Path) -> None:
     os.symlink(tmp_path / "elsewhere", tmp_path / "k3.json")
     store = DataStore(tmp_path, durable=True)
     recorder = RecordingEngine(store)
-    recorder.gate.clear()
-    store.save("blocker", 0)
-    await anyio.to_thread.run_sync(recorder.entered.wait)
+    await recorder.hold_writer()
     handles = [store.save(f"k{i}", i) for i in range(6)]
     recorder.gate.set()
     from group_store import UnsafeFileError
