@@ -81,8 +81,9 @@ class Writer:
       to a key whose previous save is still queued replaces that save's bytes
       (coalescing: only the newest bytes are written and every handle of the
       key resolves); appends to one log queued back to back are merged into one
-      write. A delete, update or sweep is a fence: no later save is merged into
-      a save issued before it.
+      write. Merged calls return the same handle, so memory grows with the keys
+      queued, not with the calls. A delete, update or sweep is a fence: no later
+      save is merged into a save issued before it.
     - Read-your-writes: ``pending(loc)`` exposes the newest queued operation of
       a key so reads can serve or wait for it.
     - Back-pressure: queued payload bytes are bounded by ``max_pending_bytes``;
@@ -139,7 +140,6 @@ class Writer:
 
     def save(self, loc: Location, payload: bytes, expiry: float | None) -> WriteHandle[None]:
         """Queue a document save (coalesced with a queued save of the same key)."""
-        handle: WriteHandle[None] = WriteHandle()
         key = (loc.directory, loc.name)
         with self._condition:
             self._admit(len(payload))
@@ -148,9 +148,11 @@ class Writer:
                 self._pending_bytes += len(payload) - len(op.payload)
                 op.payload, op.expiry = payload, expiry
                 op.parts = [payload]
-                op.handles.append(handle)
                 self._coalesced += 1
-                return handle
+                # Saves merged into one write share its handle: a burst of saves to K keys
+                # holds K handles, not one per save (memory stays bounded by the keys).
+                return op.handles[0]
+            handle: WriteHandle[None] = WriteHandle()
             op = _Op(_Kind.SAVE, loc, payload)
             op.expiry = expiry
             op.handles.append(handle)
@@ -160,7 +162,6 @@ class Writer:
 
     def append(self, loc: Location, lines: bytes, count: int, max_items: int | None) -> WriteHandle[None]:
         """Queue a log append (merged with a queued append to the same log and bound)."""
-        handle: WriteHandle[None] = WriteHandle()
         key = (loc.directory, loc.name)
         with self._condition:
             self._admit(len(lines))
@@ -171,9 +172,9 @@ class Writer:
                 op.parts.append(lines)
                 op.count += count
                 self._pending_bytes += len(lines)
-                op.handles.append(handle)
                 self._coalesced += 1
-                return handle
+                return op.handles[0]
+            handle: WriteHandle[None] = WriteHandle()
             op = _Op(_Kind.APPEND, loc, lines)
             op.count, op.max_items = count, max_items
             op.handles.append(handle)

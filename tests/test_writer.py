@@ -59,6 +59,7 @@ async def test_coalescing_writes_only_newest_bytes_and_settles_every_handle(tmp_
     for handle in handles:
         await handle
     assert [payload for key, payload in recorder.saves if key == "hot"] == [b"99\n"]
+    assert len({id(handle) for handle in handles}) == 1  # merged saves share one handle: memory per key, not per save
     assert store.statistics().writes_coalesced == 99
     await store.aclose()
 
