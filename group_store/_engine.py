@@ -1,10 +1,10 @@
 """The synchronous core: every store operation as plain blocking functions.
 
-``Store`` calls these directly; ``DataStore`` runs reads in a worker thread and
-mutations in its writer thread. Reads take no lock (atomic replace makes every
-file old or new); mutations are called with the entry's directory lock held
-(``lock()``), except ``sweep`` which takes each directory's lock itself, one at
-a time, so no code path ever holds two directory locks (no lock-order deadlock).
+``Store`` calls these directly; ``DataStore`` runs reads inline on the event loop
+(or in a worker thread) and mutations in its writer thread. Reads take no lock
+(atomic replace makes every file old or new); mutations are called with the
+entry's directory lock held (``lock()``). ``_sweep`` takes each directory's lock
+itself, one at a time: no code path ever holds two directory locks.
 """
 
 from __future__ import annotations
