@@ -208,14 +208,18 @@ class Engine:
 
     def _prepare(self, loc: Location) -> None:
         """Write key files for hashed names, so listings can give the original keys back."""
+        self._prepare_directory(loc)
+        if is_hashed_name(loc.name):
+            self._write_key_file(loc.directory, loc.key_file, loc.key)
+
+    def _prepare_directory(self, loc: Location) -> None:
+        """Write the key files of hashed directory names on the way to ``loc``."""
         directory = ""
         for segment in loc.directory_keys:
             name = encode_segment(segment)
             directory = join(directory, name)
             if is_hashed_name(name):
                 self._write_key_file(directory, DIRECTORY_KEY_FILE, segment)
-        if is_hashed_name(loc.name):
-            self._write_key_file(loc.directory, loc.key_file, loc.key)
 
     def _write_key_file(self, directory: str, name: str, key: str) -> None:
         data = key.encode("utf-8")
@@ -287,6 +291,8 @@ class Engine:
             if plain:
                 batch = [(items[i][0].document, items[i][1]) for i in plain]
                 with boundary(None, self.storage, directory):
+                    # One directory for the whole batch: its key files are written once.
+                    self._prepare_directory(items[plain[0]][0])
                     results = self.storage.write_many(directory, batch, durable=self.durable)
                 for index, result in zip(plain, results, strict=True):
                     outcomes[index] = _translated(result, items[index][0], self.storage)

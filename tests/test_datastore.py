@@ -181,6 +181,19 @@ def test_interpreter_exit_writes_everything_queued(tmp_path: Path) -> None:
         assert store.read("log") == list(range(2000))
 
 
+async def test_batched_saves_keep_long_directory_and_entry_names(tmp_path: Path) -> None:
+    # Saves queued together take the writer's group-commit path; it must still write
+    # the key files that let listings decode hashed (long) names.
+    long_directory, long_key = "d" * 400, "k" * 300
+    async with DataStore(tmp_path) as store:
+        view = store.narrow(long_directory)
+        for i in range(5):
+            view.save(f"k{i}", i)
+        view.save(long_key, "long")
+    assert Store(tmp_path).children() == [long_directory]
+    assert Store(tmp_path).narrow(long_directory).keys() == sorted([*(f"k{i}" for i in range(5)), long_key])
+
+
 async def test_trio_and_asyncio_share_the_format(tmp_path: Path, anyio_backend: str) -> None:
     async with DataStore(tmp_path) as store:
         await store.save("k", {"backend": anyio_backend})
