@@ -185,24 +185,10 @@ class LocalStorage:
             return [_kind_in(dir_fd, name) for name in names]
 
     def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
-        with self._dir(directory, create=True, durable=durable) as dir_fd:
-            assert dir_fd is not None
-            self._refuse_non_regular(dir_fd, directory, name)
-            temp = temp_name(name)
-            fd = self._open_regular(dir_fd, directory, temp, _TEMP_FLAGS, self.file_mode)
-            try:
-                try:
-                    self._write_all(fd, data)
-                    if durable:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-                self._replace(dir_fd, temp, name)
-            except BaseException:
-                _unlink_quietly(dir_fd, temp)
-                raise
-            if durable:
-                os.fsync(dir_fd)
+        # One protocol for single and batched writes: a batch of one.
+        error = self.write_many(directory, [(name, data)], durable=durable)[0]
+        if error is not None:
+            raise error
 
     def write_many(
         self, directory: str, items: Sequence[tuple[str, bytes]], *, durable: bool
@@ -228,7 +214,7 @@ class LocalStorage:
                         fd = self._open_regular(dir_fd, directory, temp, _TEMP_FLAGS, self.file_mode)
                         temps.append((index, temp, fd))
                         self._write_all(fd, data)
-                    except Exception as exc:
+                    except BaseException as exc:  # even an interrupt leaves no temporary file behind
                         outcomes[index] = exc
                 if durable:
                     for (index, _, _), error in zip(temps, _fsync_all([fd for _, _, fd in temps]), strict=True):
@@ -241,7 +227,7 @@ class LocalStorage:
                     try:
                         self._replace(dir_fd, temp, items[index][0])
                         continue
-                    except Exception as exc:
+                    except BaseException as exc:
                         outcomes[index] = exc
                 _unlink_quietly(dir_fd, temp)
             if durable:
