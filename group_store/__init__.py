@@ -7,11 +7,13 @@ from ._diff import EntryChange as EntryChange
 from ._diff import StoreDiff as StoreDiff
 from ._diff import diff_stores as diff_stores
 from ._errors import CorruptEntryError as CorruptEntryError
+from ._errors import DuplicateKeyError as DuplicateKeyError
 from ._errors import EntryKindError as EntryKindError
 from ._errors import GroupStoreError as GroupStoreError
 from ._errors import InvalidArgumentError as InvalidArgumentError
 from ._errors import InvalidKeyError as InvalidKeyError
 from ._errors import KeyNotFoundError as KeyNotFoundError
+from ._errors import SchemaError as SchemaError
 from ._errors import SerializationError as SerializationError
 from ._errors import StorageError as StorageError
 from ._errors import StoreClosedError as StoreClosedError
@@ -19,7 +21,11 @@ from ._errors import UnsafeFileError as UnsafeFileError
 from ._handle import WriteHandle as WriteHandle
 from ._inventory import Entry as Entry
 from ._inventory import walk as walk
+from ._schema import TableSchema as TableSchema
 from ._store import Store as Store
+from ._table import AsyncTable as AsyncTable
+from ._table import Table as Table
+from ._table_core import Record as Record
 from ._verify import Problem as Problem
 from ._verify import VerifyReport as VerifyReport
 from ._verify import format_store as format_store
@@ -27,8 +33,10 @@ from ._verify import verify_store as verify_store
 from ._writer import WriterStatistics as WriterStatistics
 
 __all__ = [
+    "AsyncTable",
     "CorruptEntryError",
     "DataStore",
+    "DuplicateKeyError",
     "Entry",
     "EntryChange",
     "EntryKindError",
@@ -37,11 +45,15 @@ __all__ = [
     "InvalidKeyError",
     "KeyNotFoundError",
     "Problem",
+    "Record",
+    "SchemaError",
     "SerializationError",
     "StorageError",
     "Store",
     "StoreClosedError",
     "StoreDiff",
+    "Table",
+    "TableSchema",
     "UnsafeFileError",
     "VerifyReport",
     "WriteHandle",

@@ -21,6 +21,7 @@ from ._expiry import Clock, is_expired
 from ._handle import WriteHandle, settled
 from ._layout import Location
 from ._local import LocalStorage
+from ._store import Store
 from ._sweep import sweep
 from ._view import Ttl, View
 from ._writer import DEFAULT_MAX_PENDING_BYTES, Writer, WriterStatistics
@@ -144,6 +145,22 @@ class DataStore(View):
     def _locked(self, loc: Location, function: Callable[..., T], *args: Any) -> T:
         with self._engine.lock(loc.directory):
             return function(*args)
+
+    async def run_sync(self, function: Callable[[Store], T]) -> T:
+        """Run ``function(store)`` in the writer thread, with a blocking ``Store`` on this view's files.
+
+        It runs after every write issued before it and before any issued after,
+        so several reads and writes in ``function`` see no other write of this
+        DataStore in between (take ``store.lock()`` inside to exclude other
+        processes too). Keep it short: it holds up the write queue.
+
+        Raises:
+            Whatever ``function`` raises. StoreClosedError: after ``aclose()``.
+        """
+        store = Store.__new__(Store)
+        View.__init__(store, self._engine, self._segments)
+        result: T = await self._writer.call(partial(function, store))
+        return result
 
     async def flush(self) -> None:
         """Wait until every save and append issued so far is on disk.

@@ -9,7 +9,9 @@
     ├── EntryKindError (TypeError)       a document used as a log, or the reverse
     ├── UnsafeFileError (OSError)        a symlink, FIFO or other non-regular file
     ├── StorageError (OSError)           the file system refused (ENOSPC, EACCES, ...)
-    └── StoreClosedError (RuntimeError)  a write after ``aclose()``
+    ├── StoreClosedError (RuntimeError)  a write after ``aclose()``
+    ├── SchemaError (ValueError)         a Table field, key or record outside its schema
+    └── DuplicateKeyError (ValueError)   Table.insert() of a key that already holds a record
 
 Every error carries ``.key`` (the key as the caller spelled it, or ``None``) and
 ``.path`` (the file or directory involved, or ``None``); its message names both.
@@ -116,3 +118,11 @@ def _rebuild_storage(detail: str, key: str | None, path: Path | None, errno: int
 
 class StoreClosedError(GroupStoreError, RuntimeError):
     """A write was issued to a DataStore after ``aclose()``."""
+
+
+class SchemaError(GroupStoreError, ValueError):
+    """A ``Table`` was given a field name, key or record that its schema does not allow."""
+
+
+class DuplicateKeyError(GroupStoreError, ValueError):
+    """``Table.insert()`` met a live record with the same primary key (nothing was written)."""

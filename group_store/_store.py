@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -127,6 +128,17 @@ class Store(View):
         expiry = self._update_expiry(key, ttl, expires_at)
         with self._engine.lock(loc.directory):
             return self._engine.update(loc, function, default, expiry)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this directory's lock, the one every write here takes, for a multi-step change.
+
+        Excludes other threads and processes; re-entrant in one thread (writes in
+        the ``with`` body take it again). Take a parent directory's lock before a
+        child's, never the other way round.
+        """
+        with self._engine.lock(self._directory):
+            yield
 
     def keys(self) -> list[str]:
         """The live entry keys at this level, decoded and sorted."""

@@ -1,0 +1,344 @@
+"""The file work behind ``Table`` and ``AsyncTable``: partition files read, changed and written under lock.
+
+Every method here is blocking. ``Table`` calls them in the caller's thread;
+``AsyncTable`` runs them in its DataStore's writer thread, in order with that
+store's queued writes. See ``_schema`` for the layout.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ._codec import decode_document, encode_document
+from ._engine import Engine
+from ._errors import CorruptEntryError, DuplicateKeyError, KeyNotFoundError, SchemaError
+from ._layout import Location, encode_directory
+from ._schema import META_FIELDS, TableSchema, iso, matches
+
+Wrapper = dict[str, Any]
+"""One record as stored: ``{"created_at", "updated_at", ["expires_at"], "record"}``."""
+
+_CACHED_PARTITIONS = 256
+
+
+class Record(dict[str, Any]):
+    """A record's fields (a plain ``dict`` to read and compare), with the table's times as attributes.
+
+    Attributes:
+        created_at: When the record was first written (aware UTC).
+        updated_at: When it was last written (aware UTC).
+        expires_at: When it expires (aware UTC), or ``None``.
+    """
+
+    __slots__ = ("_times",)
+
+    def __init__(self, fields: Mapping[str, Any], times: Mapping[str, Any]) -> None:
+        super().__init__(fields)
+        self._times: dict[str, str | None] = {name: times.get(name) for name in META_FIELDS}
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self._times["created_at"] or "")
+
+    @property
+    def updated_at(self) -> datetime:
+        return datetime.fromisoformat(self._times["updated_at"] or "")
+
+    @property
+    def expires_at(self) -> datetime | None:
+        text = self._times["expires_at"]
+        return None if text is None else datetime.fromisoformat(text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Record, (dict(self), self._times))
+
+
+class TableCore:
+    """One table's records on an ``Engine``, below the view at ``segments``."""
+
+    def __init__(self, engine: Engine, segments: tuple[str, ...], schema: TableSchema) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.segments = (*segments, schema.name)
+        self.path = engine.storage.path(encode_directory(self.segments))
+        # Parsed partition files, keyed by their exact bytes: a hit needs the file read
+        # but not parsed. Bytes, not mtime or inode, decide: both can repeat after a rewrite.
+        self._cache: OrderedDict[tuple[str, str], tuple[bytes, dict[str, Wrapper]]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # -- placement and raw partition I/O ---------------------------------------
+
+    def directory(self, partition: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+        """The encoded directory and narrow() keys of a partition."""
+        segments = (*self.segments, *partition)
+        return encode_directory(segments), segments
+
+    def lock(self, partition: tuple[str, ...] = ()) -> AbstractContextManager[None]:
+        """The lock of a partition directory (``()``: the table's root)."""
+        return self.engine.lock(self.directory(partition)[0])
+
+    def place(self, key: tuple[str, ...]) -> tuple[Location, str]:
+        """The partition file holding ``key`` and the record's id in it."""
+        directory, segments = self.directory(self.schema.partition(key))
+        record_id = self.schema.record_id(key)
+        return self.engine.location(directory, segments, self.schema.shard(record_id)), record_id
+
+    def read(self, loc: Location) -> dict[str, Wrapper]:
+        """The partition file's records (empty if there is no file). Callers must not mutate the result.
+
+        Raises:
+            CorruptEntryError: if the file is not a JSON object of record wrappers.
+        """
+        raw = self.engine.storage.read(loc.directory, loc.document)
+        if raw is None:
+            return {}
+        slot = (loc.directory, loc.name)
+        with self._cache_lock:
+            cached = self._cache.get(slot)
+            if cached is not None and cached[0] == raw:
+                self._cache.move_to_end(slot)
+                return cached[1]
+        path = self.engine.storage.path(loc.directory, loc.document)
+        records = decode_document(loc.key, path, raw)
+        if not isinstance(records, dict) or not all(
+            isinstance(w, dict) and isinstance(w.get("record"), dict) for w in records.values()
+        ):
+            raise CorruptEntryError(f"table {self.schema.name!r}: not a partition file of records", path=path)
+        with self._cache_lock:
+            self._cache[slot] = (raw, records)
+            if len(self._cache) > _CACHED_PARTITIONS:
+                self._cache.popitem(last=False)
+        return records
+
+    def read_for_change(self, loc: Location) -> dict[str, Wrapper]:
+        """A private copy of the partition's records, to change and ``write()`` (caller holds the lock)."""
+        records = self.read(loc)
+        # One round trip through orjson is the cheapest deep copy of JSON data.
+        return dict(orjson.loads(orjson.dumps(records))) if records else {}
+
+    def write(self, loc: Location, records: dict[str, Wrapper]) -> None:
+        """Replace the partition file atomically (remove it when empty); caller holds the lock.
+
+        Raises:
+            SerializationError: if a record cannot be stored as JSON (the file is unchanged).
+            StorageError, UnsafeFileError: if the file system refuses (the file is unchanged).
+        """
+        if records:
+            self.engine.save(loc, encode_document(loc.key, records), None)
+        else:
+            self.engine.delete(loc)
+
+    def partitions(self, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+        """Every partition below ``prefix``, in key order."""
+        if len(prefix) == len(self.schema.partition_by):
+            yield prefix
+            return
+        for child in self.engine.children(self.directory(prefix)[0]):
+            yield from self.partitions((*prefix, child))
+
+    def files(self, partition: tuple[str, ...]) -> Iterator[Location]:
+        """The partition files a partition directory may hold."""
+        directory, segments = self.directory(partition)
+        for name in self.schema.shard_names():
+            yield self.engine.location(directory, segments, name)
+
+    # -- records ---------------------------------------------------------------
+
+    def now(self) -> str:
+        """The current time, spelled as stored."""
+        return iso(self.engine.clock())
+
+    @staticmethod
+    def is_live(wrapper: Wrapper, now: str) -> bool:
+        """False once the record's expiry has come."""
+        expires = wrapper.get("expires_at")
+        return expires is None or expires > now
+
+    @staticmethod
+    def to_record(wrapper: Wrapper) -> Record:
+        """A caller's copy of a stored record."""
+        return Record(orjson.loads(orjson.dumps(wrapper["record"])), wrapper)
+
+    def key(self, values: Sequence[Any]) -> tuple[str, ...]:
+        """Check a primary key given as positional values."""
+        return self.schema.check_key(values, self.path)
+
+    def get(self, key: tuple[str, ...], include_expired: bool) -> Record | None:
+        """The record with ``key``, or ``None`` (also when expired, unless ``include_expired``)."""
+        loc, record_id = self.place(key)
+        wrapper = self.read(loc).get(record_id)
+        if wrapper is None or not (include_expired or self.is_live(wrapper, self.now())):
+            return None
+        return self.to_record(wrapper)
+
+    def write_record(
+        self,
+        record: Mapping[str, Any],
+        expiry: float | None,
+        change: Callable[[Wrapper | None, dict[str, Any]], dict[str, Any]],
+    ) -> Record:
+        """Store ``change(old wrapper or None, checked record)`` under the record's key, under the lock.
+
+        The table keeps ``created_at`` of a live record and sets ``updated_at``;
+        ``expiry`` (epoch seconds or ``None``) replaces the old one.
+        """
+        fields = self.schema.check_record(record, self.path)
+        key = self.schema.key_of(fields, self.path)
+        loc, record_id = self.place(key)
+        with self.engine.lock(loc.directory):
+            records = self.read_for_change(loc)
+            now = self.now()
+            old = records.get(record_id)
+            if old is not None and not self.is_live(old, now):
+                old = None
+            changed = self.schema.check_record(change(old, fields), self.path)
+            stored = {field: changed[field] for field in self.schema.fields if field in changed}
+            if self.schema.key_of(stored, self.path) != key:
+                raise SchemaError(f"table {self.schema.name!r}: a change may not alter the primary key", path=self.path)
+            wrapper: Wrapper = {"created_at": old["created_at"] if old else now}
+            if expiry is not None:
+                wrapper["expires_at"] = iso(expiry)
+            wrapper["record"] = stored
+            wrapper["updated_at"] = now
+            records[record_id] = wrapper
+            # Ids and fields in a fixed order, so equal tables are equal files and diffs stay small.
+            self.write(loc, dict(sorted(records.items())))
+        return Record(stored, wrapper)
+
+    def insert(self, record: Mapping[str, Any], expiry: float | None) -> Record:
+        """Store a new record.
+
+        Raises:
+            DuplicateKeyError: if a live record has its key (nothing is written).
+        """
+
+        def new(old: Wrapper | None, fields: dict[str, Any]) -> dict[str, Any]:
+            if old is not None:
+                key = self.schema.key_of(fields, self.path)
+                loc, _ = self.place(key)
+                path = self.engine.storage.path(loc.directory, loc.document)
+                detail = f"table {self.schema.name!r}: a record with this key exists"
+                raise DuplicateKeyError(detail, key=str(list(key)), path=path)
+            return fields
+
+        return self.write_record(record, expiry, new)
+
+    def modify(
+        self, key: tuple[str, ...], function: Callable[[Record | None], Mapping[str, Any] | None], expiry: float | None
+    ) -> Record | None:
+        """Replace the record with ``function(current record or None)`` under the lock; ``None`` deletes it.
+
+        ``function`` gets a private copy; it may raise to abort (nothing is written then).
+        """
+        loc, _ = self.place(key)
+        with self.engine.lock(loc.directory):
+            current = self.get(key, include_expired=False)
+            result = function(current)
+            if result is None:
+                self.delete(key)
+                return None
+            if self.schema.key_of(self.schema.check_record(result, self.path), self.path) != key:
+                raise SchemaError(f"table {self.schema.name!r}: a change may not alter the primary key", path=self.path)
+            return self.write_record(result, expiry, lambda _old, fields: fields)
+
+    def delete(self, key: tuple[str, ...]) -> bool:
+        """Remove the record; ``True`` if it was live."""
+        loc, record_id = self.place(key)
+        with self.engine.lock(loc.directory):
+            records = self.read_for_change(loc)
+            wrapper = records.pop(record_id, None)
+            if wrapper is None:
+                return False
+            self.write(loc, records)
+            return self.is_live(wrapper, self.now())
+
+    # -- queries ---------------------------------------------------------------
+
+    def scan(self, where: Mapping[str, Any]) -> Iterator[tuple[Location, dict[str, Wrapper]]]:
+        """Every partition file that may hold records matching ``where`` (pinned partitions only)."""
+        for partition in self.partitions(self.schema.where_key(where)):
+            for loc in self.files(partition):
+                records = self.read(loc)
+                if records:
+                    yield loc, records
+
+    def find(
+        self,
+        where: Mapping[str, Any],
+        order_by: Sequence[str],
+        descending: bool,
+        limit: int | None,
+        include_expired: bool,
+    ) -> list[Record]:
+        """Matching records, in primary-key order unless ``order_by`` says otherwise."""
+        self.schema.check_fields(list(where), self.path)
+        self.schema.check_fields(order_by, self.path, meta=True)
+        pinned = self._pinned_key(where)
+        if pinned is not None:
+            found = self.get(pinned, include_expired)
+            return [found] if found is not None and matches(found, where) and limit != 0 else []
+        now = self.now()
+        hits: list[Wrapper] = [
+            wrapper
+            for _, records in self.scan(where)
+            for wrapper in records.values()
+            if matches(wrapper["record"], where) and (include_expired or self.is_live(wrapper, now))
+        ]
+        hits.sort(key=lambda w: self.schema.key_of(w["record"], self.path))
+        if order_by:
+            hits.sort(key=lambda w: tuple(self._sort_value(w, field) for field in order_by), reverse=descending)
+        elif descending:
+            hits.reverse()
+        if limit is not None:
+            hits = hits[:limit]
+        return [self.to_record(w) for w in hits]
+
+    def _pinned_key(self, where: Mapping[str, Any]) -> tuple[str, ...] | None:
+        if not all(field in where for field in self.schema.key):
+            return None
+        try:
+            return self.schema.check_key([where[field] for field in self.schema.key], self.path)
+        except SchemaError:
+            return None
+
+    def _sort_value(self, wrapper: Wrapper, field: str) -> tuple[int, Any]:
+        value = wrapper["record"].get(field) if field in self.schema.fields else wrapper.get(field)
+        # SQLite's order across types: NULL, then numbers, then text; anything else after, by its JSON.
+        if value is None:
+            return (0, 0)
+        if isinstance(value, int | float):
+            return (1, value)
+        if isinstance(value, str):
+            return (2, value)
+        return (3, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+
+    def delete_matching(self, where: Mapping[str, Any], rule: Callable[[Wrapper, str], bool]) -> int:
+        """Remove every record matching ``where`` for which ``rule(wrapper, now)`` holds; return how many."""
+        self.schema.check_fields(list(where), self.path)
+        removed = 0
+        for loc, seen in list(self.scan(where)):
+            now = self.now()
+            if not any(matches(w["record"], where) and rule(w, now) for w in seen.values()):
+                continue
+            with self.engine.lock(loc.directory):
+                records = self.read_for_change(loc)
+                doomed = [rid for rid, w in records.items() if matches(w["record"], where) and rule(w, now)]
+                for record_id in doomed:
+                    del records[record_id]
+                self.write(loc, records)
+                removed += len(doomed)
+        return removed
+
+    def not_found(self, key: tuple[str, ...]) -> KeyNotFoundError:
+        """The error for a missing record."""
+        loc, _ = self.place(key)
+        path: Path = self.engine.storage.path(loc.directory, loc.document)
+        return KeyNotFoundError(f"table {self.schema.name!r}: no record", key=str(list(key)), path=path)
