@@ -11,6 +11,8 @@ import pytest
 
 from group_store import CorruptEntryError, DataStore, Store
 
+from .processes import run_processes
+
 WORKERS = 4
 ROUNDS = 200
 
@@ -45,30 +47,20 @@ def _append_async(root: str, worker: int) -> None:
     anyio.run(main)
 
 
-def _run(targets: list[tuple[Callable[..., None], tuple[object, ...]]]) -> None:
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=target, args=args) for target, args in targets]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=300)
-        assert process.exitcode == 0
-
-
 def test_four_processes_update_800_times(tmp_path: Path) -> None:
-    _run([(_increment_sync, (str(tmp_path),)) for _ in range(WORKERS)])
+    run_processes([(_increment_sync, (str(tmp_path),)) for _ in range(WORKERS)])
     assert Store(tmp_path).load("counter") == WORKERS * ROUNDS
 
 
 def test_four_async_processes_update_800_times(tmp_path: Path) -> None:
     backends = ["asyncio", "trio", "asyncio", "trio"]
-    _run([(_increment_async, (str(tmp_path), backend)) for backend in backends])
+    run_processes([(_increment_async, (str(tmp_path), backend)) for backend in backends])
     assert Store(tmp_path).load("counter") == WORKERS * ROUNDS
 
 
 @pytest.mark.parametrize("target", [_append, _append_async])
 def test_appends_from_processes_never_interleave_or_lose_lines(tmp_path: Path, target: Callable[..., None]) -> None:
-    _run([(target, (str(tmp_path), worker)) for worker in range(WORKERS)])
+    run_processes([(target, (str(tmp_path), worker)) for worker in range(WORKERS)])
     items = Store(tmp_path).read("log")
     assert len(items) == WORKERS * ROUNDS
     for worker in range(WORKERS):

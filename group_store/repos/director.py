@@ -6,14 +6,15 @@ Switch by construction: ``SQLiteDB("director.db")`` becomes
 
     sessions/shard-XX.json                    sessions by id (64 shards)
     conversations/<session_id>/records.json   a session's messages by msg_id
+    message_sessions/shard-XX.json            msg_id -> session_id (msg_id is unique, as in SQLite)
     context_messages/shard-XX.json            one context list per session
 
-Differences from the SQLite tables: a ``msg_id`` is unique within its session
-(SQLite's is global); ``get_conversations`` returns a session's messages in
-the order they were last written, as SQLite's rowid order does after
-``INSERT OR REPLACE``; ``delete_session`` also removes the session's
-directory entries as files, so the three deletes are three atomic steps, as
-the seed's three commits are.
+Results equal the SQLite tables' (a test runs one scenario on both).
+``get_conversations`` returns a session's messages in the order they were
+last written, which is SQLite's rowid order after ``INSERT OR REPLACE``.
+Where SQLite leaves an order open (sessions with equal ``updated_at``), ties
+go by session id. ``delete_session`` makes three atomic deletes, as the seed's
+three commits are.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class DirectorDB:
         self.sessions = Table(self.store, "sessions", fields=_SESSION_FIELDS, key=("session_id",))
         self.conversations = Table(self.store, "conversations", fields=_MESSAGE_FIELDS, key=("session_id", "msg_id"))
         self.context_messages = Table(self.store, "context_messages", fields=_CONTEXT_FIELDS, key=("session_id",))
+        # msg_id is the conversations table's primary key in SQLite: this index finds a
+        # message's session, so writing it under another session moves it, as there.
+        self.message_sessions = Table(self.store, "message_sessions", fields=("msg_id", "session_id"), key=("msg_id",))
 
     def create_session(
         self,
@@ -112,21 +116,27 @@ class DirectorDB:
     ) -> None:
         """Add a message, or replace the one with ``msg_id`` (``INSERT OR REPLACE``: every field is rewritten)."""
         now = int(time.time())
-        self.conversations.upsert(
-            {
-                "session_id": session_id,
-                "conv_id": conv_id,
-                "msg_id": msg_id,
-                "msg_type": msg_type,
-                "agents": agents,
-                "actions": actions,
-                "content": content,
-                "status": status,
-                "created_at": created_at or now,
-                "updated_at": updated_at or now,
-                "metadata": metadata or {},
-            }
-        )
+        with self.conversations.lock():
+            owner = self.message_sessions.get(msg_id)
+            if owner is not None and owner["session_id"] != session_id:
+                self.conversations.delete(owner["session_id"], msg_id)
+            self.conversations.upsert(
+                {
+                    "session_id": session_id,
+                    "conv_id": conv_id,
+                    "msg_id": msg_id,
+                    "msg_type": msg_type,
+                    "agents": agents,
+                    "actions": actions,
+                    "content": content,
+                    "status": status,
+                    "created_at": created_at or now,
+                    "updated_at": updated_at or now,
+                    "metadata": metadata or {},
+                }
+            )
+            if owner is None or owner["session_id"] != session_id:
+                self.message_sessions.upsert({"msg_id": msg_id, "session_id": session_id})
 
     def get_conversations(self, session_id: str) -> list[dict[str, Any]]:
         """The session's messages, in the order they were last written (oldest first)."""
@@ -161,7 +171,11 @@ class DirectorDB:
 
     def delete_conversation(self, session_id: str) -> bool:
         """Delete the session's messages; ``True`` if there were any."""
-        return self.conversations.delete_where({"session_id": session_id}) > 0
+        with self.conversations.lock():
+            messages = self.conversations.find({"session_id": session_id})
+            for message in messages:
+                self.message_sessions.delete(message["msg_id"])
+            return self.conversations.delete_where({"session_id": session_id}) > 0
 
     def delete_context(self, session_id: str) -> bool:
         """Delete the session's context messages; ``True`` if there were any."""

@@ -1,0 +1,369 @@
+"""Table and AsyncTable: records, schema errors, queries, TTL, layout on disk, concurrency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from group_store import (
+    AsyncTable,
+    CorruptEntryError,
+    DataStore,
+    DuplicateKeyError,
+    InvalidArgumentError,
+    SchemaError,
+    SerializationError,
+    Store,
+    Table,
+)
+from group_store.testing import FakeClock
+
+from .processes import run_processes
+
+FIELDS = ("command_name", "data_key", "data", "rank")
+KEY = ("command_name", "data_key")
+
+
+def make(root: Path, clock: FakeClock | None = None, **kwargs: Any) -> Table:
+    store = Store(root, clock=clock) if clock else Store(root)
+    return Table(store, "items", fields=kwargs.pop("fields", FIELDS), key=kwargs.pop("key", KEY), **kwargs)
+
+
+def row(name: str, key: str, data: Any = None, rank: Any = None) -> dict[str, Any]:
+    return {"command_name": name, "data_key": key, "data": data, "rank": rank}
+
+
+# -- records -------------------------------------------------------------------
+
+
+def test_upsert_get_and_replace(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    stored = table.upsert(row("weather", "cache:Miami", {"temp": 75}))
+    assert stored == row("weather", "cache:Miami", {"temp": 75})
+    assert table.get("weather", "cache:Miami") == stored
+    table.upsert({"command_name": "weather", "data_key": "cache:Miami", "data": 1})
+    assert table.get("weather", "cache:Miami") == {"command_name": "weather", "data_key": "cache:Miami", "data": 1}
+    assert table.get("weather", "nope") is None
+
+
+def test_returned_records_are_private_copies(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    record = row("a", "k", {"list": [1]})
+    table.upsert(record)
+    record["data"]["list"].append(2)
+    got = table.get("a", "k")
+    assert got is not None
+    got["data"]["list"].append(3)
+    assert table.get("a", "k") == row("a", "k", {"list": [1]})
+
+
+def test_insert_refuses_a_duplicate_and_names_key_and_file(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    table.insert(row("a", "k", 1))
+    with pytest.raises(DuplicateKeyError) as caught:
+        table.insert(row("a", "k", 2))
+    assert caught.value.key == "['a', 'k']"
+    assert caught.value.path == tmp_path / "items" / "a" / "records.json"
+    assert table.get("a", "k") == row("a", "k", 1)
+
+
+def test_times_are_kept_by_the_table(tmp_path: Path, clock: FakeClock) -> None:
+    table = make(tmp_path, clock)
+    first = table.upsert(row("a", "k", 1))
+    clock.advance(10)
+    second = table.upsert(row("a", "k", 2))
+    assert second.created_at == first.created_at
+    assert (second.updated_at - first.updated_at).total_seconds() == 10
+    assert second.expires_at is None
+    assert "created_at" not in second
+
+
+def test_merge_keeps_fields_left_out(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    table.upsert(row("a", "k", "data", 3))
+    assert table.upsert({"command_name": "a", "data_key": "k", "rank": 4}, merge=True) == row("a", "k", "data", 4)
+    assert table.upsert({"command_name": "a", "data_key": "k", "rank": 5}) == {
+        "command_name": "a",
+        "data_key": "k",
+        "rank": 5,
+    }
+
+
+def test_modify_changes_deletes_and_aborts(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    assert table.modify(("a", "k"), lambda r: row("a", "k", 1) if r is None else None) == row("a", "k", 1)
+    assert table.modify(("a", "k"), lambda r: {**(r or {}), "data": r["data"] + 1} if r else None) == row("a", "k", 2)
+
+    def boom(_: Any) -> dict[str, Any]:
+        raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        table.modify(("a", "k"), boom)
+    with pytest.raises(SchemaError, match="primary key"):
+        table.modify(("a", "k"), lambda r: row("a", "other", 1))
+    assert table.get("a", "k") == row("a", "k", 2)
+    assert table.modify(("a", "k"), lambda r: None) is None
+    assert table.get("a", "k") is None
+
+
+def test_delete_and_delete_where(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    for key in "abc":
+        table.upsert(row("x", key, key))
+    table.upsert(row("y", "a", "a"))
+    assert table.delete("x", "a")
+    assert not table.delete("x", "a")
+    assert table.delete_where({"data": "a"}) == 1
+    assert table.delete_where({"command_name": "x"}) == 2
+    assert table.count() == 0
+    assert not (tmp_path / "items" / "x" / "records.json").exists()
+
+
+# -- schema errors -------------------------------------------------------------
+
+
+def test_unknown_fields_raise_schema_errors_naming_them(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    table.upsert(row("a", "k", 1))
+    with pytest.raises(SchemaError, match="'colour'"):
+        table.upsert({**row("a", "k", 2), "colour": "red"})
+    with pytest.raises(SchemaError, match="'colour'"):
+        table.find({"colour": "red"})
+    with pytest.raises(SchemaError, match="'colour'"):
+        table.find(order_by="colour")
+    with pytest.raises(SchemaError, match="lacks key field 'data_key'"):
+        table.upsert({"command_name": "a"})
+    with pytest.raises(SchemaError, match="'command_name' must be a non-empty string"):
+        table.upsert(row("", "k"))
+    with pytest.raises(SchemaError, match="must be a string"):
+        table.upsert(row("a", 5))  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match="got 1 value"):
+        table.get("a")
+    with pytest.raises(SerializationError):
+        table.upsert(row("a", "k", {1, 2}))
+    assert table.get("a", "k") == row("a", "k", 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"key": ()}, "at least one field"),
+        ({"key": ("missing",)}, "not one of the fields"),
+        ({"partition_by": ("data_key",)}, "leading fields of the key"),
+        ({"partition_by": KEY}, "leaving at least one"),
+        ({"shards": 0}, "shards must be"),
+        ({"fields": ("a", "a"), "key": ("a",)}, "duplicate field"),
+        ({"fields": "abc", "key": ("a",)}, "not one string"),
+    ],
+)
+def test_bad_schemas_are_refused(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(SchemaError, match=message):
+        make(tmp_path, **kwargs)
+
+
+def test_bad_limit_and_ttl(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    with pytest.raises(InvalidArgumentError):
+        table.find(limit=-1)
+    with pytest.raises(InvalidArgumentError):
+        table.upsert(row("a", "k"), ttl=-5)
+
+
+# -- queries -------------------------------------------------------------------
+
+
+def test_find_filters_orders_and_limits(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    table.upsert(row("b", "2", "x", 3))
+    table.upsert(row("a", "1", "x", None))
+    table.upsert(row("a", "2", "y", 1))
+    table.upsert(row("b", "1", "x", 1))
+    keys = [(r["command_name"], r["data_key"]) for r in table.find()]
+    assert keys == [("a", "1"), ("a", "2"), ("b", "1"), ("b", "2")]
+    assert [r["data_key"] for r in table.find({"command_name": "b"})] == ["1", "2"]
+    assert [r["data_key"] for r in table.find({"data": "x", "command_name": "b"})] == ["1", "2"]
+    # None first, then numbers; ties keep key order; descending reverses the ranks, not the ties.
+    by_rank = [(r["command_name"], r["data_key"]) for r in table.find(order_by="rank")]
+    assert by_rank == [("a", "1"), ("a", "2"), ("b", "1"), ("b", "2")]
+    by_rank_desc = [(r["command_name"], r["data_key"]) for r in table.find(order_by="rank", descending=True)]
+    assert by_rank_desc == [("b", "2"), ("a", "2"), ("b", "1"), ("a", "1")]
+    assert len(table.find({"data": "x"}, limit=2)) == 2
+    assert table.find({"command_name": "a", "data_key": "2"}) == [row("a", "2", "y", 1)]
+    assert table.find({"command_name": "a", "data_key": "2", "data": "x"}) == []
+    assert table.count({"data": "x"}) == 3
+
+
+def test_find_orders_by_the_tables_times(tmp_path: Path, clock: FakeClock) -> None:
+    table = make(tmp_path, clock)
+    for key in ["c", "a", "b"]:
+        table.upsert(row("n", key))
+        clock.advance(1)
+    assert [r["data_key"] for r in table.find(order_by="created_at")] == ["c", "a", "b"]
+    assert [r["data_key"] for r in table.find(order_by="updated_at", descending=True, limit=1)] == ["b"]
+
+
+# -- TTL -----------------------------------------------------------------------
+
+
+def test_expired_records_are_hidden_then_removed(tmp_path: Path, clock: FakeClock) -> None:
+    table = make(tmp_path, clock)
+    table.upsert(row("a", "short"), ttl=10)
+    table.upsert(row("a", "long"), ttl=100)
+    table.upsert(row("b", "forever"))
+    clock.advance(11)
+    assert table.get("a", "short") is None
+    expired = table.get("a", "short", include_expired=True)
+    assert expired is not None
+    assert expired.expires_at is not None
+    assert [r["data_key"] for r in table.find()] == ["long", "forever"]
+    assert table.count(include_expired=True) == 3
+    table.insert(row("a", "short", "again"))  # an expired record does not block insert
+    clock.advance(100)
+    assert table.delete_expired() == 1
+    assert table.count(include_expired=True) == 2
+
+
+# -- layout --------------------------------------------------------------------
+
+
+def test_partition_files_are_canonical_and_sorted(tmp_path: Path, clock: FakeClock) -> None:
+    table = make(tmp_path, clock)
+    table.upsert({"rank": 1, "data_key": "b", "command_name": "weather/today"})
+    table.upsert(row("weather/today", "a", "x"), ttl=60)
+    path = tmp_path / "items" / "weather~2ftoday" / "records.json"
+    text = path.read_text()
+    assert text == orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
+    stored = orjson.loads(text)
+    assert list(stored) == ["a", "b"]
+    assert list(stored["b"]["record"]) == ["command_name", "data_key", "rank"]
+    assert stored["a"]["expires_at"] == "2027-01-15T08:01:00.000000+00:00"
+    assert list(stored["a"]) == ["created_at", "expires_at", "record", "updated_at"]
+
+
+def test_single_key_tables_spread_over_shards(tmp_path: Path) -> None:
+    table = Table(Store(tmp_path), "flags", fields=("name", "on"), key=("name",))
+    for i in range(200):
+        table.upsert({"name": f"flag-{i}", "on": True})
+    shards = sorted(p.name for p in (tmp_path / "flags").glob("shard-*.json"))
+    assert 32 < len(shards) <= 64
+    assert table.count() == 200
+    assert table.get("flag-7") == {"name": "flag-7", "on": True}
+
+
+def test_another_handle_sees_changes_made_through_the_cache(tmp_path: Path) -> None:
+    first, second = make(tmp_path), make(tmp_path)
+    first.upsert(row("a", "k", 1))
+    assert second.get("a", "k") == row("a", "k", 1)
+    first.upsert(row("a", "k", 2))
+    assert second.get("a", "k") == row("a", "k", 2)
+
+
+def test_a_corrupt_partition_file_is_reported_and_others_still_read(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    table.upsert(row("good", "k", 1))
+    table.upsert(row("bad", "k", 1))
+    bad = tmp_path / "items" / "bad" / "records.json"
+    bad.write_text('{"k": [1, 2]}')
+    with pytest.raises(CorruptEntryError) as caught:
+        table.get("bad", "k")
+    assert caught.value.path == bad
+    assert table.get("good", "k") == row("good", "k", 1)
+    bad.write_text("{not json")
+    with pytest.raises(CorruptEntryError):
+        table.upsert(row("bad", "k", 2))
+    assert bad.read_text() == "{not json"
+
+
+# -- model test ----------------------------------------------------------------
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["upsert", "delete", "delete_where"]),
+        st.sampled_from(["a", "b", "c/d"]),
+        st.sampled_from(["", "k", "K", "k k", "é", "[1]"]),
+        st.integers(0, 3),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(operations)
+def test_table_matches_a_dict_model(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, str, int]]
+) -> None:
+    table = make(tmp_path_factory.mktemp("model"))
+    model: dict[tuple[str, str], dict[str, Any]] = {}
+    for op, name, key, rank in ops:
+        if op == "upsert":
+            model[(name, key)] = table.upsert(row(name, key, None, rank))
+        elif op == "delete":
+            assert table.delete(name, key) == ((name, key) in model)
+            model.pop((name, key), None)
+        else:
+            doomed = [k for k, r in model.items() if r["rank"] == rank]
+            assert table.delete_where({"rank": rank}) == len(doomed)
+            for k in doomed:
+                del model[k]
+    assert table.find() == [model[k] for k in sorted(model)]
+    for rank in range(4):
+        assert table.count({"rank": rank}) == sum(r["rank"] == rank for r in model.values())
+
+
+# -- async ---------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_async_table_sees_queued_writes_and_runs_steps_together(tmp_path: Path) -> None:
+    async with DataStore(tmp_path) as store:
+        table = AsyncTable(store, "items", fields=FIELDS, key=KEY)
+        await table.insert(row("a", "k", 1))
+        with pytest.raises(DuplicateKeyError):
+            await table.insert(row("a", "k", 1))
+        assert await table.get("a", "k") == row("a", "k", 1)
+        assert await table.upsert({"command_name": "a", "data_key": "k", "rank": 2}, merge=True) == row("a", "k", 1, 2)
+        assert await table.modify(("a", "j"), lambda r: row("a", "j", 0)) == row("a", "j", 0)
+        assert [r["data_key"] for r in await table.find({"command_name": "a"}, order_by="data")] == ["j", "k"]
+        assert await table.count() == 2
+
+        def move(blocking: Table) -> int:
+            with blocking.lock("a"):
+                record = blocking.get("a", "k")
+                assert record is not None
+                blocking.delete("a", "k")
+                blocking.upsert({**record, "command_name": "b"})
+                return blocking.count()
+
+        assert await table.run(move) == 2
+        assert await table.delete("b", "k")
+        assert await table.delete_where({"command_name": "a"}) == 1
+        assert await table.delete_expired() == 0
+    async with AsyncTable(tmp_path, "items", fields=FIELDS, key=KEY) as again:
+        assert await again.count() == 0
+
+
+# -- processes -----------------------------------------------------------------
+
+WORKERS = 2
+ROUNDS = 150
+
+
+def _bump(root: str, worker: int) -> None:
+    table = make(Path(root))
+    for i in range(ROUNDS):
+        table.modify(("shared", "counter"), lambda r: row("shared", "counter", (r or {}).get("data", 0) + 1))
+        table.upsert(row("shared", f"w{worker}-{i}", i))
+
+
+def test_two_processes_modify_and_upsert_one_partition_without_losses(tmp_path: Path) -> None:
+    run_processes([(_bump, (str(tmp_path), worker)) for worker in range(WORKERS)])
+    table = make(tmp_path)
+    counter = table.get("shared", "counter")
+    assert counter is not None
+    assert counter["data"] == WORKERS * ROUNDS
+    assert table.count() == WORKERS * ROUNDS + 1
