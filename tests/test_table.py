@@ -356,7 +356,7 @@ ROUNDS = 150
 def _bump(root: str, worker: int) -> None:
     table = make(Path(root))
     for i in range(ROUNDS):
-        table.modify(("shared", "counter"), lambda r: row("shared", "counter", (r or {}).get("data", 0) + 1))
+        table.modify(("shared", "counter"), lambda r: row("shared", "counter", (r["data"] if r else 0) + 1))
         table.upsert(row("shared", f"w{worker}-{i}", i))
 
 

@@ -102,8 +102,8 @@ class CommandDataRepository:
         return None if record is None else CommandData._from_record(record)
 
     def get_all(self, command_name: str) -> list[CommandData]:
-        """Every entry of the command, expired ones included, oldest created first (SQLite's rowid order)."""
-        records = self.table.find({"command_name": command_name}, order_by="created_at", include_expired=True)
+        """Every entry of the command, expired ones included, by data_key (the order SQLite's unique index gives)."""
+        records = self.table.find({"command_name": command_name}, include_expired=True)
         return [CommandData._from_record(record) for record in records]
 
     def delete(self, command_name: str, data_key: str) -> bool:

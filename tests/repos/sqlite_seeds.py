@@ -303,7 +303,8 @@ class SQLiteCommandData:
 
     def _entry(self, row: tuple[Any, ...]) -> CommandData:
         created, updated = _time(row[3]), _time(row[4])
-        assert created is not None and updated is not None
+        assert created is not None
+        assert updated is not None
         return CommandData(row[0], row[1], row[2], created, updated, _time(row[5]))
 
     _COLUMNS = "command_name, data_key, data, created_at, updated_at, expires_at"
