@@ -120,6 +120,24 @@ class Table(_TableBase):
         """
         return self._core.write_record(record, self._expiry(ttl, expires_at), self._upsert_change(merge))
 
+    def upsert_many(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        ttl: Ttl = None,
+        expires_at: datetime | None = None,
+        merge: bool = False,
+    ) -> list[Record]:
+        """``upsert()`` each record, rewriting each partition file once (for bulk loads).
+
+        Every record is checked before anything is written; each partition file
+        is then replaced atomically, so a crash leaves each file all old or all new.
+
+        Raises:
+            As ``upsert()``.
+        """
+        return self._core.write_records(records, self._expiry(ttl, expires_at), self._upsert_change(merge))
+
     def insert(self, record: Mapping[str, Any], *, ttl: Ttl = None, expires_at: datetime | None = None) -> Record:
         """Store a new record and return it.
 
@@ -253,6 +271,18 @@ class AsyncTable(_TableBase):
         """See ``Table.upsert()``."""
         expiry = self._expiry(ttl, expires_at)
         return await self._call(partial(self._core.write_record, record, expiry, self._upsert_change(merge)))
+
+    async def upsert_many(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        ttl: Ttl = None,
+        expires_at: datetime | None = None,
+        merge: bool = False,
+    ) -> list[Record]:
+        """See ``Table.upsert_many()``."""
+        expiry = self._expiry(ttl, expires_at)
+        return await self._call(partial(self._core.write_records, records, expiry, self._upsert_change(merge)))
 
     async def insert(self, record: Mapping[str, Any], *, ttl: Ttl = None, expires_at: datetime | None = None) -> Record:
         """See ``Table.insert()``."""

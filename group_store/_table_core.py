@@ -190,28 +190,53 @@ class TableCore:
         The table keeps ``created_at`` of a live record and sets ``updated_at``;
         ``expiry`` (epoch seconds or ``None``) replaces the old one.
         """
-        fields = self.schema.check_record(record, self.path)
-        key = self.schema.key_of(fields, self.path)
-        loc, record_id = self.place(key)
-        with self.engine.lock(loc.directory):
-            records = self.read_for_change(loc)
-            now = self.now()
-            old = records.get(record_id)
-            if old is not None and not self.is_live(old, now):
-                old = None
-            changed = self.schema.check_record(change(old, fields), self.path)
-            stored = {field: changed[field] for field in self.schema.fields if field in changed}
-            if self.schema.key_of(stored, self.path) != key:
-                raise SchemaError(f"table {self.schema.name!r}: a change may not alter the primary key", path=self.path)
-            wrapper: Wrapper = {"created_at": old["created_at"] if old else now}
-            if expiry is not None:
-                wrapper["expires_at"] = iso(expiry)
-            wrapper["record"] = stored
-            wrapper["updated_at"] = now
-            records[record_id] = wrapper
-            # Ids and fields in a fixed order, so equal tables are equal files and diffs stay small.
-            self.write(loc, dict(sorted(records.items())))
-        return Record(stored, wrapper)
+        return self.write_records([record], expiry, change)[0]
+
+    def write_records(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        expiry: float | None,
+        change: Callable[[Wrapper | None, dict[str, Any]], dict[str, Any]],
+    ) -> list[Record]:
+        """``write_record`` for many records: one locked rewrite per partition file they fall in.
+
+        Each file is all-or-nothing: if one of its records fails, none of that file's is written.
+        """
+        checked = [self.schema.check_record(record, self.path) for record in records]
+        by_file: dict[Location, list[tuple[int, str, tuple[str, ...], dict[str, Any]]]] = {}
+        for index, fields in enumerate(checked):
+            key = self.schema.key_of(fields, self.path)
+            loc, record_id = self.place(key)
+            by_file.setdefault(loc, []).append((index, record_id, key, fields))
+        results: list[Record | None] = [None] * len(checked)
+        for loc, items in by_file.items():
+            with self.engine.lock(loc.directory):
+                stored_records = self.read_for_change(loc)
+                now = self.now()
+                for index, record_id, key, fields in items:
+                    old = stored_records.get(record_id)
+                    if old is not None and not self.is_live(old, now):
+                        old = None
+                    wrapper = self._wrapper(old, change(old, fields), key, now, expiry)
+                    stored_records[record_id] = wrapper
+                    results[index] = Record(wrapper["record"], wrapper)
+                # Ids and fields in a fixed order, so equal tables are equal files and diffs stay small.
+                self.write(loc, dict(sorted(stored_records.items())))
+        return [result for result in results if result is not None]
+
+    def _wrapper(
+        self, old: Wrapper | None, changed: Mapping[str, Any], key: tuple[str, ...], now: str, expiry: float | None
+    ) -> Wrapper:
+        checked = self.schema.check_record(changed, self.path)
+        stored = {field: checked[field] for field in self.schema.fields if field in checked}
+        if self.schema.key_of(stored, self.path) != key:
+            raise SchemaError(f"table {self.schema.name!r}: a change may not alter the primary key", path=self.path)
+        wrapper: Wrapper = {"created_at": old["created_at"] if old else now}
+        if expiry is not None:
+            wrapper["expires_at"] = iso(expiry)
+        wrapper["record"] = stored
+        wrapper["updated_at"] = now
+        return wrapper
 
     def insert(self, record: Mapping[str, Any], expiry: float | None) -> Record:
         """Store a new record.

@@ -367,3 +367,23 @@ def test_two_processes_modify_and_upsert_one_partition_without_losses(tmp_path: 
     assert counter is not None
     assert counter["data"] == WORKERS * ROUNDS
     assert table.count() == WORKERS * ROUNDS + 1
+
+
+def test_upsert_many_writes_each_partition_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = make(tmp_path)
+    table.upsert(row("a", "0", "old"))
+    saves: list[str] = []
+    original = table._core.engine.save
+
+    def counting_save(loc: Any, *args: Any) -> None:
+        saves.append(loc.directory)
+        original(loc, *args)
+
+    monkeypatch.setattr(table._core.engine, "save", counting_save)
+    stored = table.upsert_many([row(name, str(i), i) for i in range(50) for name in "abc"])
+    assert len(stored) == 150
+    assert sorted(saves) == ["items/a", "items/b", "items/c"]
+    assert table.count() == 150
+    with pytest.raises(SchemaError):
+        table.upsert_many([row("d", "1"), {"command_name": "d"}])
+    assert table.count({"command_name": "d"}) == 0
