@@ -27,6 +27,7 @@ Wrapper = dict[str, Any]
 """One record as stored: ``{"created_at", "updated_at", ["expires_at"], "record"}``."""
 
 _CACHED_PARTITIONS = 256
+_REMEMBERED_PLACES = 4096
 
 
 class Record(dict[str, Any]):
@@ -73,6 +74,7 @@ class TableCore:
         # but not parsed. Bytes, not mtime or inode, decide: both can repeat after a rewrite.
         self._cache: OrderedDict[tuple[str, str], tuple[bytes, dict[str, Wrapper]]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._places: dict[tuple[tuple[str, ...], str], Location] = {}
 
     # -- placement and raw partition I/O ---------------------------------------
 
@@ -87,9 +89,16 @@ class TableCore:
 
     def place(self, key: tuple[str, ...]) -> tuple[Location, str]:
         """The partition file holding ``key`` and the record's id in it."""
-        directory, segments = self.directory(self.schema.partition(key))
         record_id = self.schema.record_id(key)
-        return self.engine.location(directory, segments, self.schema.shard(record_id)), record_id
+        slot = (self.schema.partition(key), self.schema.shard(record_id))
+        loc = self._places.get(slot)
+        if loc is None:
+            # Encoding names costs more than the read it leads to; a bounded memo of recent files.
+            if len(self._places) >= _REMEMBERED_PLACES:
+                self._places.clear()
+            directory, segments = self.directory(slot[0])
+            loc = self._places[slot] = self.engine.location(directory, segments, slot[1])
+        return loc, record_id
 
     def read(self, loc: Location) -> dict[str, Wrapper]:
         """The partition file's records (empty if there is no file). Callers must not mutate the result.
@@ -106,12 +115,7 @@ class TableCore:
             if cached is not None and cached[0] == raw:
                 self._cache.move_to_end(slot)
                 return cached[1]
-        path = self.engine.storage.path(loc.directory, loc.document)
-        records = decode_document(loc.key, path, raw)
-        if not isinstance(records, dict) or not all(
-            isinstance(w, dict) and isinstance(w.get("record"), dict) for w in records.values()
-        ):
-            raise CorruptEntryError(f"table {self.schema.name!r}: not a partition file of records", path=path)
+        records = self._parse(loc, raw)
         with self._cache_lock:
             self._cache[slot] = (raw, records)
             if len(self._cache) > _CACHED_PARTITIONS:
@@ -119,10 +123,22 @@ class TableCore:
         return records
 
     def read_for_change(self, loc: Location) -> dict[str, Wrapper]:
-        """A private copy of the partition's records, to change and ``write()`` (caller holds the lock)."""
-        records = self.read(loc)
-        # One round trip through orjson is the cheapest deep copy of JSON data.
-        return dict(orjson.loads(orjson.dumps(records))) if records else {}
+        """A private copy of the partition's records, to change and ``write()`` (caller holds the lock).
+
+        Raises:
+            CorruptEntryError: as ``read()``.
+        """
+        # A shallow copy is enough: stored wrappers are never changed in place, only replaced.
+        return dict(self.read(loc))
+
+    def _parse(self, loc: Location, raw: bytes) -> dict[str, Wrapper]:
+        path = self.engine.storage.path(loc.directory, loc.document)
+        records = decode_document(loc.key, path, raw)
+        if not isinstance(records, dict) or not all(
+            isinstance(w, dict) and isinstance(w.get("record"), dict) for w in records.values()
+        ):
+            raise CorruptEntryError(f"table {self.schema.name!r}: not a partition file of records", path=path)
+        return records
 
     def write(self, loc: Location, records: dict[str, Wrapper]) -> None:
         """Replace the partition file atomically (remove it when empty); caller holds the lock.
@@ -132,7 +148,15 @@ class TableCore:
             StorageError, UnsafeFileError: if the file system refuses (the file is unchanged).
         """
         if records:
-            self.engine.save(loc, encode_document(loc.key, records), None)
+            payload = encode_document(loc.key, records)
+            self.engine.save(loc, payload, None)
+            # Our own write needs no parse on the next read. ``records`` holds only private
+            # copies (``_wrapper`` makes them), so no caller can change what is cached.
+            with self._cache_lock:
+                self._cache[(loc.directory, loc.name)] = (payload, records)
+                self._cache.move_to_end((loc.directory, loc.name))
+                if len(self._cache) > _CACHED_PARTITIONS:
+                    self._cache.popitem(last=False)
         else:
             self.engine.delete(loc)
 
@@ -167,6 +191,12 @@ class TableCore:
         """A caller's copy of a stored record."""
         return Record(orjson.loads(orjson.dumps(wrapper["record"])), wrapper)
 
+    @staticmethod
+    def to_records(wrappers: list[Wrapper]) -> list[Record]:
+        """Callers' copies of stored records (one orjson round trip for all)."""
+        copies = orjson.loads(orjson.dumps([wrapper["record"] for wrapper in wrappers]))
+        return [Record(copy, wrapper) for copy, wrapper in zip(copies, wrappers, strict=True)]
+
     def key(self, values: Sequence[Any]) -> tuple[str, ...]:
         """Check a primary key given as positional values."""
         return self.schema.check_key(values, self.path)
@@ -175,7 +205,9 @@ class TableCore:
         """The record with ``key``, or ``None`` (also when expired, unless ``include_expired``)."""
         loc, record_id = self.place(key)
         wrapper = self.read(loc).get(record_id)
-        if wrapper is None or not (include_expired or self.is_live(wrapper, self.now())):
+        if wrapper is None:
+            return None
+        if not include_expired and "expires_at" in wrapper and not self.is_live(wrapper, self.now()):
             return None
         return self.to_record(wrapper)
 
@@ -219,7 +251,7 @@ class TableCore:
                         old = None
                     wrapper = self._wrapper(old, change(old, fields), key, now, expiry)
                     stored_records[record_id] = wrapper
-                    results[index] = Record(wrapper["record"], wrapper)
+                    results[index] = self.to_record(wrapper)
                 # Ids and fields in a fixed order, so equal tables are equal files and diffs stay small.
                 self.write(loc, dict(sorted(stored_records.items())))
         return [result for result in results if result is not None]
@@ -234,7 +266,8 @@ class TableCore:
         wrapper: Wrapper = {"created_at": old["created_at"] if old else now}
         if expiry is not None:
             wrapper["expires_at"] = iso(expiry)
-        wrapper["record"] = stored
+        # A private copy (the caller keeps its objects), checked to load back equal.
+        wrapper["record"] = orjson.loads(encode_document(str(list(key)), stored))
         wrapper["updated_at"] = now
         return wrapper
 
@@ -317,14 +350,15 @@ class TableCore:
             for wrapper in records.values()
             if matches(wrapper["record"], where) and (include_expired or self.is_live(wrapper, now))
         ]
-        hits.sort(key=lambda w: self.schema.key_of(w["record"], self.path))
+        key_fields = self.schema.key
+        hits.sort(key=lambda w: tuple(str(w["record"].get(field, "")) for field in key_fields))
         if order_by:
             hits.sort(key=lambda w: tuple(self._sort_value(w, field) for field in order_by), reverse=descending)
         elif descending:
             hits.reverse()
         if limit is not None:
             hits = hits[:limit]
-        return [self.to_record(w) for w in hits]
+        return self.to_records(hits)
 
     def _pinned_key(self, where: Mapping[str, Any]) -> tuple[str, ...] | None:
         if not all(field in where for field in self.schema.key):

@@ -387,3 +387,15 @@ def test_upsert_many_writes_each_partition_file_once(tmp_path: Path, monkeypatch
     with pytest.raises(SchemaError):
         table.upsert_many([row("d", "1"), {"command_name": "d"}])
     assert table.count({"command_name": "d"}) == 0
+
+
+def test_cached_records_are_not_shared_with_callers(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    given = row("a", "k", {"list": [1]})
+    returned = table.upsert(given)
+    given["data"]["list"].append("given")
+    returned["data"]["list"].append("returned")
+    found = table.find({"command_name": "a"})
+    found[0]["data"]["list"].append("found")
+    assert table.get("a", "k") == row("a", "k", {"list": [1]})
+    assert make(tmp_path).get("a", "k") == row("a", "k", {"list": [1]})
