@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -172,10 +173,10 @@ def table_cells(peer: Any, rows: list[dict[str, Any]], ops: int, rng: random.Ran
     assert peer.get(picks[0]["command_name"], picks[0]["data_key"]) == picks[0]
     assert len(peer.find_scan("done")) == len(rows) // len(STATUSES)
     return {
-        "upsert": timed([lambda r=r: peer.upsert(r) for r in changed]),
-        "get by key": timed([lambda r=r: peer.get(r["command_name"], r["data_key"]) for r in picks]),
-        "find one command (100 records)": timed([lambda c=c: peer.find_partition(c) for c in commands]),
-        "find on a non-key field (scan)": timed([lambda s=s: peer.find_scan(s) for s in STATUSES]),
+        "upsert": timed([partial(peer.upsert, r) for r in changed]),
+        "get by key": timed([partial(peer.get, r["command_name"], r["data_key"]) for r in picks]),
+        "find one command (100 records)": timed([partial(peer.find_partition, c) for c in commands]),
+        "find on a non-key field (scan)": timed([partial(peer.find_scan, s) for s in STATUSES]),
     }
 
 
@@ -223,14 +224,14 @@ def nexus_cells(peer: str, fresh: Callable[[], Path], ops: int, sizes: list[int]
     cells: dict[str, float] = {}
     store = nexus_store(peer, fresh(), 20)
     cells["append (prunes one)"] = timed(
-        [lambda i=i: store.append("user", f"new {i}", session_tag="tag-007") for i in range(ops)]
+        [partial(store.append, "user", f"new {i}", session_tag="tag-007") for i in range(ops)]
     )
     assert store.message_count("tag-007") == TAG_SIZE
     for size in sizes:
         store = nexus_store(peer, fresh(), size // TAG_SIZE)
         assert len(store.get_history("tag-000", limit=200)) == 200
         cells[f"get_history(limit=200), {size:,} stored"] = timed(
-            [lambda store=store: store.get_history("tag-000", limit=200) for _ in range(ops)]
+            [partial(store.get_history, "tag-000", limit=200) for _ in range(ops)]
         )
     return cells
 

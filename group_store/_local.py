@@ -145,16 +145,23 @@ class LocalStorage:
     # -- files -------------------------------------------------------------
 
     def _open_regular(self, dir_fd: int, directory: str, name: str, flags: int, mode: int = 0o600) -> int:
+        return self._open_regular_sized(dir_fd, directory, name, flags, mode)[0]
+
+    def _open_regular_sized(
+        self, dir_fd: int, directory: str, name: str, flags: int, mode: int = 0o600
+    ) -> tuple[int, os.stat_result]:
+        """A descriptor of the regular file ``name`` and its status (one fstat serves both checks)."""
         try:
             fd = os.open(name, flags, mode, dir_fd=dir_fd)
         except OSError as exc:
             if exc.errno in _LINK_ERRNOS:
                 raise UnsafeFileError("is a symlink; refusing to follow it", path=self.path(directory, name)) from exc
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             os.close(fd)
             raise UnsafeFileError("is not a regular file", path=self.path(directory, name))
-        return fd
+        return fd, status
 
     def read(self, directory: str, name: str) -> bytes | None:
         return self.read_many(directory, (name,))[0]
@@ -167,13 +174,27 @@ class LocalStorage:
 
     def _read_in(self, dir_fd: int, directory: str, name: str) -> bytes | None:
         try:
-            fd = self._open_regular(dir_fd, directory, name, _READ_FLAGS)
+            fd, status = self._open_regular_sized(dir_fd, directory, name, _READ_FLAGS)
         except FileNotFoundError:
             return None
         try:
-            return _read_all(fd)
+            return _read_all(fd, status.st_size)
         finally:
             os.close(fd)
+
+    def read_pinned(self, directory: str, name: str) -> tuple[bytes, int, os.stat_result] | None:
+        with self._dir(directory, create=False) as dir_fd:
+            if dir_fd is None:
+                return None
+            try:
+                fd, status = self._open_regular_sized(dir_fd, directory, name, _READ_FLAGS)
+            except FileNotFoundError:
+                return None
+            try:
+                return _read_all(fd, status.st_size), fd, status
+            except BaseException:
+                os.close(fd)
+                raise
 
     def kind(self, directory: str, name: str) -> Kind | None:
         return self.kinds(directory, (name,))[0]
@@ -350,10 +371,10 @@ def _close_descriptors(descriptors: list[int]) -> None:
             os.close(fd)
 
 
-def _read_all(fd: int) -> bytes:
-    # Ask for one byte more than fstat reports: a short read is then known to be
+def _read_all(fd: int, size: int) -> bytes:
+    # Ask for one byte more than fstat reported: a short read is then known to be
     # the end of the file, which saves the extra read() that would return b"".
-    want = os.fstat(fd).st_size + 1
+    want = size + 1
     chunks = [os.read(fd, want)]
     while len(chunks[-1]) == want:
         want = 1 << 16

@@ -7,6 +7,7 @@ for object storage implements this protocol and nothing above it changes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from enum import Enum
@@ -43,6 +44,11 @@ class Storage(Protocol):
 
     def read(self, directory: str, name: str) -> bytes | None:
         """The whole file, or ``None`` if it or its directory does not exist."""
+        ...
+
+    def read_pinned(self, directory: str, name: str) -> tuple[bytes, int, os.stat_result] | None:
+        """``read()``, plus the file's open descriptor and status: while the caller keeps
+        the descriptor open (and must close it), no other file can take its inode number."""
         ...
 
     def kind(self, directory: str, name: str) -> Kind | None:

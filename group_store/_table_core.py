@@ -7,8 +7,7 @@ store's queued writes. See ``_schema`` for the layout.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -21,12 +20,14 @@ from ._codec import decode_document, encode_document
 from ._engine import Engine
 from ._errors import CorruptEntryError, DuplicateKeyError, KeyNotFoundError, SchemaError
 from ._layout import Location, encode_directory
+from ._partition_cache import PartitionCache
 from ._schema import META_FIELDS, TableSchema, iso, matches
 
 Wrapper = dict[str, Any]
 """One record as stored: ``{"created_at", "updated_at", ["expires_at"], "record"}``."""
 
-_CACHED_PARTITIONS = 256
+# Each cached partition pins one descriptor (see _partition_cache), so the cache stays small.
+_CACHED_PARTITIONS = 128
 _REMEMBERED_PLACES = 4096
 
 
@@ -70,10 +71,8 @@ class TableCore:
         self.schema = schema
         self.segments = (*segments, schema.name)
         self.path = engine.storage.path(encode_directory(self.segments))
-        # Parsed partition files, keyed by their exact bytes: a hit needs the file read
-        # but not parsed. Bytes, not mtime or inode, decide: both can repeat after a rewrite.
-        self._cache: OrderedDict[tuple[str, str], tuple[bytes, dict[str, Wrapper]]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache = PartitionCache(_CACHED_PARTITIONS)
+        self._paths: dict[tuple[str, str], str] = {}
         self._places: dict[tuple[tuple[str, ...], str], Location] = {}
 
     # -- placement and raw partition I/O ---------------------------------------
@@ -105,21 +104,26 @@ class TableCore:
 
         Raises:
             CorruptEntryError: if the file is not a JSON object of record wrappers.
+            UnsafeFileError: if the file or a directory on its way is a symlink or not regular.
         """
-        raw = self.engine.storage.read(loc.directory, loc.document)
-        if raw is None:
-            return {}
         slot = (loc.directory, loc.name)
-        with self._cache_lock:
-            cached = self._cache.get(slot)
-            if cached is not None and cached[0] == raw:
-                self._cache.move_to_end(slot)
-                return cached[1]
-        records = self._parse(loc, raw)
-        with self._cache_lock:
-            self._cache[slot] = (raw, records)
-            if len(self._cache) > _CACHED_PARTITIONS:
-                self._cache.popitem(last=False)
+        path = self._paths.get(slot)
+        if path is None:
+            path = self._paths[slot] = str(self.engine.storage.path(loc.directory, loc.document))
+        records = self._cache.current(slot, path)
+        if records is not None:
+            return records
+        found = self.engine.storage.read_pinned(loc.directory, loc.document)
+        if found is None:
+            self._cache.forget(slot)
+            return {}
+        raw, pin, status = found
+        try:
+            records = self._cache.same_bytes(slot, raw) or self._parse(loc, raw)
+        except BaseException:
+            os.close(pin)
+            raise
+        self._cache.store(slot, raw, records, pin, status)
         return records
 
     def read_for_change(self, loc: Location) -> dict[str, Wrapper]:
@@ -152,13 +156,10 @@ class TableCore:
             self.engine.save(loc, payload, None)
             # Our own write needs no parse on the next read. ``records`` holds only private
             # copies (``_wrapper`` makes them), so no caller can change what is cached.
-            with self._cache_lock:
-                self._cache[(loc.directory, loc.name)] = (payload, records)
-                self._cache.move_to_end((loc.directory, loc.name))
-                if len(self._cache) > _CACHED_PARTITIONS:
-                    self._cache.popitem(last=False)
+            self._cache.store((loc.directory, loc.name), payload, records)
         else:
             self.engine.delete(loc)
+            self._cache.forget((loc.directory, loc.name))
 
     def partitions(self, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
         """Every partition below ``prefix``, in key order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from group_store import (
     SerializationError,
     Store,
     Table,
+    UnsafeFileError,
 )
 from group_store.testing import FakeClock
 
@@ -399,3 +401,37 @@ def test_cached_records_are_not_shared_with_callers(tmp_path: Path) -> None:
     found[0]["data"]["list"].append("found")
     assert table.get("a", "k") == row("a", "k", {"list": [1]})
     assert make(tmp_path).get("a", "k") == row("a", "k", {"list": [1]})
+
+
+# -- the partition cache -----------------------------------------------------------
+
+
+def test_cached_partitions_notice_every_kind_of_change(tmp_path: Path) -> None:
+    writer, reader = make(tmp_path), make(tmp_path)
+    writer.upsert(row("a", "k", 1))
+    assert reader.get("a", "k") == row("a", "k", 1)  # now cached and pinned by the reader
+    path = tmp_path / "items" / "a" / "records.json"
+    edited = path.read_text().replace('"data": 1', '"data": 22')
+    with path.open("r+") as file:  # rewritten in place: same inode, other size
+        file.write(edited)
+    assert reader.get("a", "k") == row("a", "k", 22)
+    copy = tmp_path / "copy.json"
+    copy.write_text(path.read_text())
+    path.unlink()
+    path.symlink_to(copy)  # a symlink is refused even where the cache had the real file
+    with pytest.raises(UnsafeFileError):
+        reader.get("a", "k")
+    path.unlink()
+    assert reader.get("a", "k") is None
+
+
+def test_the_cache_pins_a_bounded_number_of_descriptors(tmp_path: Path) -> None:
+    table = make(tmp_path)
+    table.upsert_many([row(f"p{i:03d}", "k", i) for i in range(300)])
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    for i in range(300):
+        assert table.get(f"p{i:03d}", "k") == row(f"p{i:03d}", "k", i)
+    assert len(list(Path("/proc/self/fd").iterdir())) - before <= 128
+    del table
+    gc.collect()
+    assert len(list(Path("/proc/self/fd").iterdir())) <= before
