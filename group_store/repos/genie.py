@@ -119,6 +119,8 @@ class _Twin:
     def __init__(self, store: StoreArg) -> None:
         self._owns_store = not isinstance(store, DataStore)
         self.data_store = store if isinstance(store, DataStore) else DataStore(store)
+        # Tables are built once (on the first call, in the writer thread), so their caches last.
+        self._built: Any = None
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self.data_store.run_sync(partial(function, *args))
@@ -151,8 +153,14 @@ class SessionStore(_Twin):
             raise InvalidArgumentError(f"event_limit must be an int >= 0 (0 = unlimited), not {event_limit!r}")
         self.event_limit = event_limit
 
+    def _tables(self, store: Store) -> dict[str, Table]:
+        if self._built is None:
+            self._built = self._build(store)
+        tables: dict[str, Table] = self._built
+        return tables
+
     @staticmethod
-    def _tables(store: Store) -> dict[str, Table]:
+    def _build(store: Store) -> dict[str, Table]:
         return {
             "sessions": _table(
                 store, "sessions", ("app_name", "user_id", "session_id"), ("app_name", "user_id", "session_id")
@@ -335,8 +343,14 @@ class MemoryStore(_Twin):
     SHA-256 of (app, user, content) rather than a UUID built from that hash.
     """
 
+    def _table(self, store: Store) -> Table:
+        if self._built is None:
+            self._built = self._build(store)
+        table: Table = self._built
+        return table
+
     @staticmethod
-    def _table(store: Store) -> Table:
+    def _build(store: Store) -> Table:
         return _table(
             store,
             "memories",
@@ -425,8 +439,14 @@ class ShortMemoryStore(_Twin):
     live entries and ``cleanup`` removes every expired one.
     """
 
+    def _table(self, store: Store) -> Table:
+        if self._built is None:
+            self._built = self._build(store)
+        table: Table = self._built
+        return table
+
     @staticmethod
-    def _table(store: Store) -> Table:
+    def _build(store: Store) -> Table:
         return _table(store, "short_memories", ("memory_type", "key", "value"), ("memory_type", "key"))
 
     async def set(self, memory_type: str, key: str, value: str, ttl: timedelta | float) -> None:
@@ -488,8 +508,14 @@ class CheckpointStore(_Twin):
     order they were first put), not by time.
     """
 
+    def _table(self, store: Store) -> Table:
+        if self._built is None:
+            self._built = self._build(store)
+        table: Table = self._built
+        return table
+
     @staticmethod
-    def _table(store: Store) -> Table:
+    def _build(store: Store) -> Table:
         key = ("lineage_id", "checkpoint_ns", "checkpoint_id")
         # Namespaces may be "" (the default one), so only the lineage names a directory.
         return _table(store, "checkpoints", _CHECKPOINT_FIELDS, key, partition_by=("lineage_id",))
