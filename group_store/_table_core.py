@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +45,24 @@ class Record(dict[str, Any]):
 
     def __init__(self, fields: Mapping[str, Any], times: Mapping[str, Any]) -> None:
         super().__init__(fields)
-        self._times: dict[str, str | None] = {name: times.get(name) for name in META_FIELDS}
+        # Kept by reference: a stored wrapper is never changed in place, only replaced.
+        self._times = times
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromisoformat(self._times["created_at"] or "")
+        return datetime.fromisoformat(self._times.get("created_at") or "")
 
     @property
     def updated_at(self) -> datetime:
-        return datetime.fromisoformat(self._times["updated_at"] or "")
+        return datetime.fromisoformat(self._times.get("updated_at") or "")
 
     @property
     def expires_at(self) -> datetime | None:
-        text = self._times["expires_at"]
+        text = self._times.get("expires_at")
         return None if text is None else datetime.fromisoformat(text)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Record, (dict(self), self._times))
+        return (Record, (dict(self), {name: self._times.get(name) for name in META_FIELDS}))
 
 
 class TableCore:
@@ -345,14 +347,17 @@ class TableCore:
             found = self.get(pinned, include_expired)
             return [found] if found is not None and matches(found, where) and limit != 0 else []
         now = self.now()
+        # Partition fields that pick the files to read hold in every record of those files.
+        pinned_fields = self.schema.partition_by[: len(self.schema.where_key(where))]
+        rest = {field: value for field, value in where.items() if field not in pinned_fields}
         hits: list[Wrapper] = [
             wrapper
             for _, records in self.scan(where)
             for wrapper in records.values()
-            if matches(wrapper["record"], where) and (include_expired or self.is_live(wrapper, now))
+            if (not rest or matches(wrapper["record"], rest))
+            and (include_expired or "expires_at" not in wrapper or self.is_live(wrapper, now))
         ]
-        key_fields = self.schema.key
-        hits.sort(key=lambda w: tuple(str(w["record"].get(field, "")) for field in key_fields))
+        self._sort_by_key(hits)
         if order_by:
             hits.sort(key=lambda w: tuple(self._sort_value(w, field) for field in order_by), reverse=descending)
         elif descending:
@@ -360,6 +365,15 @@ class TableCore:
         if limit is not None:
             hits = hits[:limit]
         return self.to_records(hits)
+
+    def _sort_by_key(self, hits: list[Wrapper]) -> None:
+        pick = itemgetter(*self.schema.key)
+        try:
+            hits.sort(key=lambda w: pick(w["record"]))
+        except (KeyError, TypeError):
+            # A hand-edited file may lack a key field or hold a non-string: sort such records first.
+            key_fields = self.schema.key
+            hits.sort(key=lambda w: tuple(str(w["record"].get(field, "")) for field in key_fields))
 
     def _pinned_key(self, where: Mapping[str, Any]) -> tuple[str, ...] | None:
         if not all(field in where for field in self.schema.key):
