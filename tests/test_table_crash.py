@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import struct
 import time
 from pathlib import Path
 
@@ -18,8 +17,9 @@ import pytest
 
 from group_store import Store, Table
 
+from .test_crash import RECORD, _read_acks  # the same acknowledgement records
+
 BUDGET = float(os.environ.get("GROUP_STORE_CRASH_SECONDS", "30")) / 3
-ACK = struct.Struct("<BQ")
 BATCH, INSERT, COUNTER = 0, 1, 2
 PARTITIONS = ["p0", "p1", "p2"]
 
@@ -35,23 +35,15 @@ def _child(root: Path, write_fd: int, start: int) -> None:
         t.upsert_many(
             [{"part": p, "id": f"r{r}", "batch": i, "pad": "x" * (i % 500)} for p in PARTITIONS for r in range(5)]
         )
-        os.write(write_fd, ACK.pack(BATCH, i))
+        os.write(write_fd, RECORD.pack(BATCH, i))
         t.insert({"part": "log", "id": f"e{i:08d}", "batch": i})
-        os.write(write_fd, ACK.pack(INSERT, i))
+        os.write(write_fd, RECORD.pack(INSERT, i))
         value = t.modify(
             ("log", "counter"), lambda r: {"part": "log", "id": "counter", "batch": (r["batch"] if r else 0) + 1}
         )
         assert value is not None
-        os.write(write_fd, ACK.pack(COUNTER, value["batch"]))
+        os.write(write_fd, RECORD.pack(COUNTER, value["batch"]))
         i += 1
-
-
-def _acks(read_fd: int) -> list[tuple[int, int]]:
-    data = b""
-    while chunk := os.read(read_fd, 1 << 16):
-        data += chunk
-    whole = len(data) - len(data) % ACK.size
-    return [ACK.unpack_from(data, offset) for offset in range(0, whole, ACK.size)]
 
 
 @pytest.mark.slow
@@ -75,7 +67,7 @@ def test_sigkill_leaves_whole_partition_files_and_keeps_acknowledged_writes(tmp_
         time.sleep(rng.uniform(0.0, 0.05))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        acks = _acks(read_fd)
+        acks = _read_acks(read_fd)
         os.close(read_fd)
         rounds += 1
         for kind, value in acks:

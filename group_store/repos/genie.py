@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .._datastore import DataStore
 from .._errors import InvalidArgumentError, KeyNotFoundError
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Built = TypeVar("Built")
 StoreArg = DataStore | str | os.PathLike[str]
 
 
@@ -113,14 +114,23 @@ class CheckpointTuple:
     pending_writes: list[dict[str, Any]]
 
 
-class _Twin:
-    """A set of tables on one DataStore, worked on in its writer thread."""
+class _Twin(Generic[Built]):
+    """Tables on one DataStore, worked on in its writer thread."""
 
     def __init__(self, store: StoreArg) -> None:
         self._owns_store = not isinstance(store, DataStore)
         self.data_store = store if isinstance(store, DataStore) else DataStore(store)
-        # Tables are built once (on the first call, in the writer thread), so their caches last.
-        self._built: Any = None
+        self._built: Built | None = None
+
+    def _tables(self, store: Store) -> Built:
+        # Built once (on the first call, in the writer thread), so the tables' caches last.
+        if self._built is None:
+            self._built = self._build(store)
+        return self._built
+
+    @staticmethod
+    def _build(store: Store) -> Built:
+        raise NotImplementedError
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self.data_store.run_sync(partial(function, *args))
@@ -137,7 +147,7 @@ def _table(
     return Table(store, name, fields=fields, key=key, partition_by=partition_by)
 
 
-class SessionStore(_Twin):
+class SessionStore(_Twin[dict[str, Table]]):
     """Sessions with events, app/user/session state and summaries.
 
     Differences from the Go store: sessions are returned as ``Session``
@@ -152,12 +162,6 @@ class SessionStore(_Twin):
         if isinstance(event_limit, bool) or not isinstance(event_limit, int) or event_limit < 0:
             raise InvalidArgumentError(f"event_limit must be an int >= 0 (0 = unlimited), not {event_limit!r}")
         self.event_limit = event_limit
-
-    def _tables(self, store: Store) -> dict[str, Table]:
-        if self._built is None:
-            self._built = self._build(store)
-        tables: dict[str, Table] = self._built
-        return tables
 
     @staticmethod
     def _build(store: Store) -> dict[str, Table]:
@@ -336,18 +340,12 @@ class SessionStore(_Twin):
         return ("", False) if found is None else (found["summary"], True)
 
 
-class MemoryStore(_Twin):
+class MemoryStore(_Twin[Table]):
     """Memories per user, with idempotent adds and word search.
 
     Differences from the Go store: a memory's id is 32 hex digits of the
     SHA-256 of (app, user, content) rather than a UUID built from that hash.
     """
-
-    def _table(self, store: Store) -> Table:
-        if self._built is None:
-            self._built = self._build(store)
-        table: Table = self._built
-        return table
 
     @staticmethod
     def _build(store: Store) -> Table:
@@ -371,7 +369,7 @@ class MemoryStore(_Twin):
             "memory": content,
             "topics": list(topics),
         }
-        await self._run(lambda store: self._table(store).upsert(record))
+        await self._run(lambda store: self._tables(store).upsert(record))
 
     async def update_memory(self, memory_key: MemoryKey, content: str, topics: Sequence[str] = ()) -> None:
         """Replace a memory's content and topics (its id stays).
@@ -386,20 +384,20 @@ class MemoryStore(_Twin):
             return {**current, "memory": content, "topics": list(topics)}
 
         key = (memory_key.app_name, memory_key.user_id, memory_key.memory_id)
-        await self._run(lambda store: self._table(store).modify(key, change))
+        await self._run(lambda store: self._tables(store).modify(key, change))
 
     async def delete_memory(self, memory_key: MemoryKey) -> None:
         """Delete a memory (no error if missing)."""
-        await self._run(lambda store: self._table(store).delete(*vars(memory_key).values()))
+        await self._run(lambda store: self._tables(store).delete(*vars(memory_key).values()))
 
     async def clear_memories(self, user_key: UserKey) -> None:
         """Delete all of the user's memories."""
-        await self._run(lambda store: self._table(store).delete_where(vars(user_key)))
+        await self._run(lambda store: self._tables(store).delete_where(vars(user_key)))
 
     async def read_memories(self, user_key: UserKey, limit: int = 0) -> list[MemoryEntry]:
         """The user's memories, most recently updated first; at most ``limit`` if > 0."""
         records = await self._run(
-            lambda store: self._table(store).find(
+            lambda store: self._tables(store).find(
                 vars(user_key),
                 order_by=("updated_at", "created_at"),
                 descending=True,
@@ -432,18 +430,12 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.casefold()))
 
 
-class ShortMemoryStore(_Twin):
+class ShortMemoryStore(_Twin[Table]):
     """Short-lived values per memory type, each with a TTL.
 
     As the Go store: ``get`` drops an expired entry it meets, ``count`` counts
     live entries and ``cleanup`` removes every expired one.
     """
-
-    def _table(self, store: Store) -> Table:
-        if self._built is None:
-            self._built = self._build(store)
-        table: Table = self._built
-        return table
 
     @staticmethod
     def _build(store: Store) -> Table:
@@ -456,14 +448,14 @@ class ShortMemoryStore(_Twin):
             InvalidArgumentError: for a negative ttl.
         """
         record = {"memory_type": memory_type, "key": key, "value": value}
-        await self._run(lambda store: self._table(store).upsert(record, ttl=ttl))
+        await self._run(lambda store: self._tables(store).upsert(record, ttl=ttl))
 
     async def get(self, memory_type: str, key: str) -> tuple[str, bool]:
         """``(value, True)``, or ``("", False)`` if missing or expired (an expired entry is deleted)."""
         return await self._run(self._get, memory_type, key)
 
     def _get(self, memory_type: str, key: str, store: Store) -> tuple[str, bool]:
-        table = self._table(store)
+        table = self._tables(store)
         record = table.get(memory_type, key)
         if record is not None:
             return record["value"], True
@@ -475,15 +467,15 @@ class ShortMemoryStore(_Twin):
 
     async def delete(self, memory_type: str, key: str) -> None:
         """Remove an entry (no error if missing)."""
-        await self._run(lambda store: self._table(store).delete(memory_type, key))
+        await self._run(lambda store: self._tables(store).delete(memory_type, key))
 
     async def count(self, memory_type: str) -> int:
         """How many live entries the memory type holds."""
-        return await self._run(lambda store: self._table(store).count({"memory_type": memory_type}))
+        return await self._run(lambda store: self._tables(store).count({"memory_type": memory_type}))
 
     async def cleanup(self) -> int:
         """Remove every expired entry of every memory type; return how many."""
-        return await self._run(lambda store: self._table(store).delete_expired())
+        return await self._run(lambda store: self._tables(store).delete_expired())
 
 
 _CHECKPOINT_FIELDS = (
@@ -498,7 +490,7 @@ _CHECKPOINT_FIELDS = (
 )
 
 
-class CheckpointStore(_Twin):
+class CheckpointStore(_Twin[Table]):
     """Graph checkpoints per lineage and namespace, with their pending writes.
 
     A config is ``{"configurable": {"lineage_id", "checkpoint_ns", "checkpoint_id"}}``
@@ -507,12 +499,6 @@ class CheckpointStore(_Twin):
     atomic. Checkpoints are ordered by a per-lineage sequence number (the
     order they were first put), not by time.
     """
-
-    def _table(self, store: Store) -> Table:
-        if self._built is None:
-            self._built = self._build(store)
-        table: Table = self._built
-        return table
 
     @staticmethod
     def _build(store: Store) -> Table:
@@ -582,7 +568,7 @@ class CheckpointStore(_Twin):
         writes: list[Mapping[str, Any]],
         store: Store,
     ) -> None:
-        table = self._table(store)
+        table = self._tables(store)
         with table.lock(lineage):
             current = table.get(lineage, ns, checkpoint_id)
             if current is None:
@@ -623,7 +609,7 @@ class CheckpointStore(_Twin):
         """The checkpoint ``config`` names, or the lineage/namespace's newest if it names none; ``None`` if absent."""
         lineage, ns, checkpoint_id = self._configurable(config)
         if checkpoint_id:
-            found = await self._run(lambda store: self._table(store).get(lineage, ns, checkpoint_id))
+            found = await self._run(lambda store: self._tables(store).get(lineage, ns, checkpoint_id))
             return None if found is None or found["checkpoint"] is None else self._tuple(found)
         newest = await self.list(config, limit=1)
         return newest[0] if newest else None
@@ -634,7 +620,7 @@ class CheckpointStore(_Twin):
         """The lineage/namespace's checkpoints, newest first; only those older than ``before``'s, at most ``limit``."""
         lineage, ns, _ = self._configurable(config)
         records = await self._run(
-            lambda store: self._table(store).find(
+            lambda store: self._tables(store).find(
                 {"lineage_id": lineage, "checkpoint_ns": ns}, order_by="sequence", descending=True
             )
         )
@@ -649,7 +635,7 @@ class CheckpointStore(_Twin):
 
     async def delete_lineage(self, lineage_id: str) -> None:
         """Delete every checkpoint and write of the lineage."""
-        await self._run(lambda store: self._table(store).delete_where({"lineage_id": lineage_id}))
+        await self._run(lambda store: self._tables(store).delete_where({"lineage_id": lineage_id}))
 
     def _tuple(self, record: Mapping[str, Any]) -> CheckpointTuple:
         lineage, ns, parent = record["lineage_id"], record["checkpoint_ns"], record["parent_checkpoint_id"]
