@@ -15,7 +15,7 @@ from ._errors import InvalidArgumentError
 from ._expiry import resolve_expiry
 from ._schema import TableSchema
 from ._store import Store
-from ._table_core import Record, TableCore, Wrapper
+from ._table_core import Keep, Record, TableCore, Wrapper
 from ._view import Ttl
 
 T = TypeVar("T")
@@ -49,6 +49,9 @@ class _TableBase:
             return resolve_expiry(self._core.engine.clock(), ttl, expires_at)
         except ValueError as exc:
             raise InvalidArgumentError(str(exc), path=self._core.path) from exc
+
+    def _modify_expiry(self, ttl: Ttl, expires_at: datetime | None) -> float | Keep | None:
+        return Keep.EXPIRY if ttl is None and expires_at is None else self._expiry(ttl, expires_at)
 
     @staticmethod
     def _order(order_by: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -171,12 +174,13 @@ class Table(_TableBase):
 
         The partition's lock is held while ``function`` runs (keep it short), so
         read-modify-write cycles from several processes never lose an update.
+        The record keeps its expiry unless ``ttl`` or ``expires_at`` is given.
 
         Raises:
             SchemaError: if the result changes the key or breaks the schema.
             Whatever ``function`` raises; nothing is written then.
         """
-        return self._core.modify(self._core.key(list(key)), function, self._expiry(ttl, expires_at))
+        return self._core.modify(self._core.key(list(key)), function, self._modify_expiry(ttl, expires_at))
 
     def find(
         self,
@@ -202,8 +206,12 @@ class Table(_TableBase):
         return self._core.find(where or {}, self._order(order_by), descending, limit, include_expired)
 
     def count(self, where: Mapping[str, Any] | None = None, *, include_expired: bool = False) -> int:
-        """How many records match ``where`` (see ``find()``)."""
-        return len(self.find(where, include_expired=include_expired))
+        """How many records match ``where`` (see ``find()``).
+
+        Raises:
+            SchemaError: for an unknown field in ``where``.
+        """
+        return self._core.count(where or {}, include_expired)
 
     def delete_where(self, where: Mapping[str, Any]) -> int:
         """Remove every record matching ``where`` (expired ones too); return how many."""
@@ -305,7 +313,7 @@ class AsyncTable(_TableBase):
         expires_at: datetime | None = None,
     ) -> Record | None:
         """See ``Table.modify()`` (``function`` runs in the writer thread)."""
-        expiry = self._expiry(ttl, expires_at)
+        expiry = self._modify_expiry(ttl, expires_at)
         return await self._call(partial(self._core.modify, self._core.key(list(key)), function, expiry))
 
     async def find(
@@ -324,7 +332,7 @@ class AsyncTable(_TableBase):
 
     async def count(self, where: Mapping[str, Any] | None = None, *, include_expired: bool = False) -> int:
         """See ``Table.count()``."""
-        return len(await self.find(where, include_expired=include_expired))
+        return await self._call(partial(self._core.count, where or {}, include_expired))
 
     async def delete_where(self, where: Mapping[str, Any]) -> int:
         """See ``Table.delete_where()``."""

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from enum import Enum
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ Wrapper = dict[str, Any]
 # Each cached partition pins one descriptor (see _partition_cache), so the cache stays small.
 _CACHED_PARTITIONS = 128
 _REMEMBERED_PLACES = 4096
+
+
+class Keep(Enum):
+    """``modify()``'s marker for "leave the record's expiry as it is"."""
+
+    EXPIRY = "keep"
 
 
 class Record(dict[str, Any]):
@@ -293,15 +300,22 @@ class TableCore:
         return self.write_record(record, expiry, new)
 
     def modify(
-        self, key: tuple[str, ...], function: Callable[[Record | None], Mapping[str, Any] | None], expiry: float | None
+        self,
+        key: tuple[str, ...],
+        function: Callable[[Record | None], Mapping[str, Any] | None],
+        expiry: float | Keep | None,
     ) -> Record | None:
         """Replace the record with ``function(current record or None)`` under the lock; ``None`` deletes it.
 
         ``function`` gets a private copy; it may raise to abort (nothing is written then).
+        ``Keep.EXPIRY`` keeps the record's expiry (as ``Store.update()`` does).
         """
         loc, _ = self.place(key)
         with self.engine.lock(loc.directory):
             current = self.get(key, include_expired=False)
+            if isinstance(expiry, Keep):
+                kept = None if current is None else current.expires_at
+                expiry = None if kept is None else kept.timestamp()
             result = function(current)
             if result is None:
                 self.delete(key)
@@ -346,17 +360,7 @@ class TableCore:
         if pinned is not None:
             found = self.get(pinned, include_expired)
             return [found] if found is not None and matches(found, where) and limit != 0 else []
-        now = self.now()
-        # Partition fields that pick the files to read hold in every record of those files.
-        pinned_fields = self.schema.partition_by[: len(self.schema.where_key(where))]
-        rest = {field: value for field, value in where.items() if field not in pinned_fields}
-        hits: list[Wrapper] = [
-            wrapper
-            for _, records in self.scan(where)
-            for wrapper in records.values()
-            if (not rest or matches(wrapper["record"], rest))
-            and (include_expired or "expires_at" not in wrapper or self.is_live(wrapper, now))
-        ]
+        hits = self.matching(where, include_expired)
         self._sort_by_key(hits)
         if order_by:
             hits.sort(key=lambda w: tuple(self._sort_value(w, field) for field in order_by), reverse=descending)
@@ -365,6 +369,33 @@ class TableCore:
         if limit is not None:
             hits = hits[:limit]
         return self.to_records(hits)
+
+    def matching(self, where: Mapping[str, Any], include_expired: bool) -> list[Wrapper]:
+        """The stored wrappers of the records matching ``where``, unordered (callers must not change them)."""
+        now = self.now()
+        # Partition fields that pick the files to read hold in every record of those files.
+        pinned_fields = self.schema.partition_by[: len(self.schema.where_key(where))]
+        rest = {field: value for field, value in where.items() if field not in pinned_fields}
+        return [
+            wrapper
+            for _, records in self.scan(where)
+            for wrapper in records.values()
+            if (not rest or matches(wrapper["record"], rest))
+            and (include_expired or "expires_at" not in wrapper or self.is_live(wrapper, now))
+        ]
+
+    def count(self, where: Mapping[str, Any], include_expired: bool) -> int:
+        """How many records match ``where`` (nothing is copied).
+
+        Raises:
+            SchemaError: for an unknown field in ``where``.
+        """
+        self.schema.check_fields(list(where), self.path)
+        pinned = self._pinned_key(where)
+        if pinned is not None:
+            found = self.get(pinned, include_expired)
+            return int(found is not None and matches(found, where))
+        return len(self.matching(where, include_expired))
 
     def _sort_by_key(self, hits: list[Wrapper]) -> None:
         pick = itemgetter(*self.schema.key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from group_store import (
     DataStore,
     DuplicateKeyError,
     InvalidArgumentError,
+    Record,
     SchemaError,
     SerializationError,
     Store,
@@ -285,36 +287,64 @@ def test_a_corrupt_partition_file_is_reported_and_others_still_read(tmp_path: Pa
 
 operations = st.lists(
     st.tuples(
-        st.sampled_from(["upsert", "delete", "delete_where"]),
+        st.sampled_from(["upsert", "upsert_ttl", "delete", "delete_where", "advance", "modify"]),
         st.sampled_from(["a", "b", "c/d"]),
         st.sampled_from(["", "k", "K", "k k", "é", "[1]"]),
         st.integers(0, 3),
     ),
-    max_size=25,
+    max_size=30,
 )
 
 
-@settings(max_examples=40, deadline=None)
+def bump(name: str, key: str, current: Record | None) -> dict[str, Any]:
+    return row(name, key, None, current["rank"] + 1 if current else 0)
+
+
+@settings(max_examples=60, deadline=None)
 @given(operations)
 def test_table_matches_a_dict_model(
     tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, str, int]]
 ) -> None:
-    table = make(tmp_path_factory.mktemp("model"))
+    clock = FakeClock()
+    table = make(tmp_path_factory.mktemp("model"), clock)
     model: dict[tuple[str, str], dict[str, Any]] = {}
+    expiry: dict[tuple[str, str], float] = {}
+
+    def live() -> dict[tuple[str, str], dict[str, Any]]:
+        return {k: r for k, r in model.items() if k not in expiry or expiry[k] > clock.now}
+
     for op, name, key, rank in ops:
-        if op == "upsert":
-            model[(name, key)] = table.upsert(row(name, key, None, rank))
+        if op in ("upsert", "upsert_ttl"):
+            ttl = 10 * (rank + 1) if op == "upsert_ttl" else None
+            model[(name, key)] = table.upsert(row(name, key, None, rank), ttl=ttl)
+            expiry.pop((name, key), None)
+            if ttl is not None:
+                expiry[(name, key)] = clock.now + ttl
         elif op == "delete":
-            assert table.delete(name, key) == ((name, key) in model)
+            assert table.delete(name, key) == ((name, key) in live())
             model.pop((name, key), None)
-        else:
+        elif op == "delete_where":
             doomed = [k for k, r in model.items() if r["rank"] == rank]
             assert table.delete_where({"rank": rank}) == len(doomed)
             for k in doomed:
                 del model[k]
-    assert table.find() == [model[k] for k in sorted(model)]
+        elif op == "advance":
+            clock.advance(rank * 7)
+        else:
+            was_live = (name, key) in live()
+            bumped = table.modify((name, key), partial(bump, name, key))
+            model[(name, key)] = row(name, key, None, model[(name, key)]["rank"] + 1 if was_live else 0)
+            assert bumped == model[(name, key)]
+            if not was_live:
+                expiry.pop((name, key), None)  # a new record; a live one keeps its expiry
+    current = live()
+    assert table.find() == [current[k] for k in sorted(current)]
+    by_rank = sorted(sorted(current), key=lambda k: current[k]["rank"], reverse=True)
+    assert table.find(order_by="rank", descending=True, limit=3) == [current[k] for k in by_rank[:3]]
     for rank in range(4):
-        assert table.count({"rank": rank}) == sum(r["rank"] == rank for r in model.values())
+        assert table.count({"rank": rank}) == sum(r["rank"] == rank for r in current.values())
+    assert table.delete_expired() == len(set(model) - set(current))
+    assert table.count(include_expired=True) == len(current)
 
 
 # -- async ---------------------------------------------------------------------
