@@ -118,6 +118,8 @@ class TableCore:
         slot = (loc.directory, loc.name)
         path = self._paths.get(slot)
         if path is None:
+            if len(self._paths) >= _REMEMBERED_PLACES:
+                self._paths.clear()
             path = self._paths[slot] = str(self.engine.storage.path(loc.directory, loc.document))
         records = self._cache.current(slot, path)
         if records is not None:

@@ -96,3 +96,15 @@ def test_readers_see_old_or_new_never_partial(tmp_path: Path) -> None:
         stop.touch()
         writer.join(timeout=60)
     assert seen <= {1, 200}
+
+
+def _locked_read_modify_write(root: str) -> None:
+    store = Store(root)
+    for _ in range(ROUNDS):
+        with store.lock():  # the lock spans a get and a save: nothing in between from anyone
+            store.save("tally", store.get("tally", 0) + 1)
+
+
+def test_store_lock_spans_several_calls_across_processes(tmp_path: Path) -> None:
+    run_processes([(_locked_read_modify_write, (str(tmp_path),)) for _ in range(2)])
+    assert Store(tmp_path).load("tally") == 2 * ROUNDS

@@ -17,6 +17,7 @@ from group_store import (
     InvalidKeyError,
     SerializationError,
     Store,
+    StoreClosedError,
     WriteHandle,
 )
 from group_store.testing import FakeClock
@@ -210,3 +211,23 @@ async def test_many_tasks_await_their_handles(tmp_path: Path) -> None:
 
             group.start_soon(save)
     assert sorted(Store(tmp_path).keys()) == sorted(f"k{i}" for i in range(20))
+
+
+async def test_run_sync_runs_in_order_with_queued_writes(tmp_path: Path) -> None:
+    async with DataStore(tmp_path) as store:
+        alice = store.narrow("alice")
+        alice.save("state", {"step": 1})
+        alice.append("log", [1, 2])
+
+        def read_then_write(blocking: Store) -> tuple[object, list[object]]:
+            with blocking.lock():
+                seen = blocking.load("state"), blocking.read("log")
+                blocking.save("state", {"step": 2})
+            return seen
+
+        assert await alice.run_sync(read_then_write) == ({"step": 1}, [1, 2])
+        assert await alice.load("state") == {"step": 2}
+        with pytest.raises(ZeroDivisionError):
+            await alice.run_sync(lambda blocking: 1 / 0)
+    with pytest.raises(StoreClosedError):
+        await store.run_sync(lambda blocking: None)
