@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -114,7 +115,7 @@ class CheckpointTuple:
     pending_writes: list[dict[str, Any]]
 
 
-class _Twin(Generic[Built]):
+class _Twin(ABC, Generic[Built]):
     """Tables on one DataStore, worked on in its writer thread."""
 
     def __init__(self, store: StoreArg) -> None:
@@ -129,8 +130,9 @@ class _Twin(Generic[Built]):
         return self._built
 
     @staticmethod
+    @abstractmethod
     def _build(store: Store) -> Built:
-        raise NotImplementedError
+        """This twin's tables on ``store``."""
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self.data_store.run_sync(partial(function, *args))
