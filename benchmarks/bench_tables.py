@@ -26,6 +26,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -270,16 +271,21 @@ def main() -> None:
         path.mkdir()
         return path
 
-    table_results: dict[str, list[dict[str, float]]] = {p: [] for p in TABLE_PEERS}
-    nexus_results: dict[str, list[dict[str, float]]] = {p: [] for p in NEXUS_PEERS}
-    for repeat in range(args.repeats):
-        order = list(TABLE_PEERS)[repeat % 4 :] + list(TABLE_PEERS)[: repeat % 4]
-        for name in order:
-            table_results[name].append(table_cells(TABLE_PEERS[name](fresh()), rows, args.ops, random.Random(repeat)))
-            print(f"repeat {repeat + 1}: table {name} done", file=sys.stderr)
-        for name in NEXUS_PEERS[repeat % 3 :] + NEXUS_PEERS[: repeat % 3]:
-            nexus_results[name].append(nexus_cells(name, fresh, args.ops, sizes))
-            print(f"repeat {repeat + 1}: nexus {name} done", file=sys.stderr)
+    try:
+        table_results: dict[str, list[dict[str, float]]] = {p: [] for p in TABLE_PEERS}
+        nexus_results: dict[str, list[dict[str, float]]] = {p: [] for p in NEXUS_PEERS}
+        for repeat in range(args.repeats):
+            order = list(TABLE_PEERS)[repeat % 4 :] + list(TABLE_PEERS)[: repeat % 4]
+            for name in order:
+                table_results[name].append(
+                    table_cells(TABLE_PEERS[name](fresh()), rows, args.ops, random.Random(repeat))
+                )
+                print(f"repeat {repeat + 1}: table {name} done", file=sys.stderr)
+            for name in NEXUS_PEERS[repeat % 3 :] + NEXUS_PEERS[: repeat % 3]:
+                nexus_results[name].append(nexus_cells(name, fresh, args.ops, sizes))
+                print(f"repeat {repeat + 1}: nexus {name} done", file=sys.stderr)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     machine = f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     text = "\n\n".join(
         [
