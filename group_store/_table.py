@@ -270,8 +270,7 @@ class AsyncTable(_TableBase):
         return await self.store.run_sync(on_blocking_store)
 
     async def _call(self, function: Callable[[], T]) -> T:
-        result: T = await self.store._writer.call(function)
-        return result
+        return await self.store.run_sync(lambda _blocking: function())
 
     async def upsert(
         self, record: Mapping[str, Any], *, ttl: Ttl = None, expires_at: datetime | None = None, merge: bool = False

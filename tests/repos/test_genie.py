@@ -295,3 +295,23 @@ async def test_two_processes_share_every_genie_store(tmp_path: Path) -> None:
         for worker in range(2):
             mine = [s for s in sequences if s.startswith(f"{worker}-")]
             assert mine == [f"{worker}-{i}" for i in range(ROUNDS - 1, -1, -1)]
+
+
+async def test_each_store_opens_a_directory_path_and_closes_what_it_opened(tmp_path: Path) -> None:
+    sessions = SessionStore(tmp_path)
+    await sessions.create_session(SessionKey("app", "alice", "s"))
+    await sessions.close()
+    memories, short, saver = MemoryStore(tmp_path), ShortMemoryStore(tmp_path), CheckpointStore(tmp_path)
+    await memories.add_memory(USER, "fact")
+    await short.set("t", "k", "v", 60)
+    await saver.put(config("run"), {"id": "c1"})
+    for store in (memories, short, saver):
+        await store.close()
+    async with DataStore(tmp_path) as reopened:
+        assert await SessionStore(reopened).get_session(SessionKey("app", "alice", "s")) is not None
+        assert len(await MemoryStore(reopened).read_memories(USER)) == 1
+        assert await ShortMemoryStore(reopened).get("t", "k") == ("v", True)
+        assert await CheckpointStore(reopened).get_tuple(config("run")) is not None
+        shared = SessionStore(reopened)
+        await shared.close()  # a store it was given stays open
+        assert await reopened.keys() == []
