@@ -9,9 +9,10 @@ argument, return value and quirk stays. Layout under the store::
     command_registry/records.json                 {command_name: enabled}
     command_auth/records.json
 
-Differences from the SQL tables: times keep microseconds and are naive UTC as
-in the seed; ``delete``, ``delete_all`` and ``delete_expired`` return what they
-removed instead of ``None``.
+Differences from the SQL tables: ``get_all`` returns entries by ``data_key``
+(the order SQLite's unique index gives; a test compares the twin with SQLite);
+times are naive UTC as in the seed and keep microseconds; ``delete``,
+``delete_all`` and ``delete_expired`` return what they removed.
 """
 
 from __future__ import annotations
