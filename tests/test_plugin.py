@@ -172,3 +172,23 @@ def test_data_store_fixture_runs_on_both_backends(pytester: pytest.Pytester) -> 
 def test_the_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--store-snapshot-update*"])
+
+
+TABLE_TEST = """
+from group_store import Table
+
+def test_tasks(store, store_snapshot):
+    tasks = Table(store, "tasks", fields=("project", "task_id", "title"), key=("project", "task_id"))
+    tasks.upsert({"project": "apollo", "task_id": "t1", "title": "TITLE"})
+    store_snapshot.assert_match(store, mask=["$[*].created_at", "$[*].updated_at"])
+"""
+
+
+def test_table_snapshots_mask_the_tables_times(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_tables=TABLE_TEST.replace("TITLE", "Land"))
+    pytester.runpytest("--store-snapshot-update").assert_outcomes(passed=1)
+    recorded = pytester.path / "__store_snapshots__" / "test_tables" / "test_tasks" / "tasks" / "apollo"
+    assert '"created_at": "<masked>"' in (recorded / "records.json").read_text()
+    pytester.runpytest().assert_outcomes(passed=1)  # a later run, later times: still equal
+    pytester.makepyfile(test_tables=TABLE_TEST.replace("TITLE", "Launch"))
+    pytester.runpytest().assert_outcomes(failed=1)
