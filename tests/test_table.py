@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -465,3 +466,23 @@ def test_the_cache_pins_a_bounded_number_of_descriptors(tmp_path: Path) -> None:
     del table
     gc.collect()
     assert len(list(Path("/proc/self/fd").iterdir())) <= before
+
+
+def test_threads_share_one_table(tmp_path: Path) -> None:
+    table = make(tmp_path)
+
+    def work(worker: int) -> None:
+        for i in range(50):
+            table.modify(("shared", "counter"), partial(bump, "shared", "counter"))
+            table.upsert(row("shared", f"t{worker}-{i}", i))
+            assert table.get("shared", f"t{worker}-{i}") == row("shared", f"t{worker}-{i}", i)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counter = table.get("shared", "counter")
+    assert counter is not None
+    assert counter["rank"] == 4 * 50 - 1  # bump starts at 0
+    assert table.count() == 4 * 50 + 1
