@@ -315,3 +315,14 @@ async def test_each_store_opens_a_directory_path_and_closes_what_it_opened(tmp_p
         shared = SessionStore(reopened)
         await shared.close()  # a store it was given stays open
         assert await reopened.keys() == []
+
+
+async def test_put_of_an_existing_checkpoint_overwrites_it_in_place(data_store: DataStore) -> None:
+    saver = CheckpointStore(data_store)
+    first = await saver.put(config("run"), {"id": "c1", "v": 1}, {"try": 1})
+    await saver.put(first, {"id": "c2"})
+    await saver.put(config("run"), {"id": "c1", "v": 2}, {"try": 2})  # a retry of c1
+    assert ids(await saver.list(config("run"))) == ["c2", "c1"]  # c1 keeps its place
+    again = await saver.get_tuple(first)
+    assert again is not None
+    assert (again.checkpoint, again.metadata) == ({"id": "c1", "v": 2}, {"try": 2})
