@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,10 @@ def test_errors_inherit_the_matching_builtin_and_pickle(error: type[GroupStoreEr
 def test_storage_error_keeps_errno_through_pickle() -> None:
     error = StorageError("No space left on device", key="k", path="/s/k.json", errno=28)
     assert pickle.loads(pickle.dumps(error)).errno == 28
+
+
+def test_every_subpackage_is_packaged() -> None:
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(root).parts) for init in (root / "group_store").rglob("__init__.py")}
+    assert found == listed
