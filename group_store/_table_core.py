@@ -52,24 +52,24 @@ class Record(dict[str, Any]):
 
     def __init__(self, fields: Mapping[str, Any], times: Mapping[str, Any]) -> None:
         super().__init__(fields)
-        # Kept by reference: a stored wrapper is never changed in place, only replaced.
-        self._times = times
+        # The stored spellings, parsed only when asked for (most callers never ask).
+        self._times: tuple[str, str, str | None] = (times["created_at"], times["updated_at"], times.get("expires_at"))
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromisoformat(self._times.get("created_at") or "")
+        return datetime.fromisoformat(self._times[0])
 
     @property
     def updated_at(self) -> datetime:
-        return datetime.fromisoformat(self._times.get("updated_at") or "")
+        return datetime.fromisoformat(self._times[1])
 
     @property
     def expires_at(self) -> datetime | None:
-        text = self._times.get("expires_at")
+        text = self._times[2]
         return None if text is None else datetime.fromisoformat(text)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Record, (dict(self), {name: self._times.get(name) for name in META_FIELDS}))
+        return (Record, (dict(self), dict(zip(META_FIELDS, self._times, strict=True))))
 
 
 class TableCore:

@@ -82,7 +82,17 @@ def _scenario(db: Any) -> list[Any]:
         )
         session = f"s{i % 3}"
         db.add_or_update_msg_to_conv(
-            session, "conv", f"m{i % 5}", "output", ["agent"], [f"a{i}"], [{"n": i}], "ok", created_at=50, metadata={}
+            session,
+            "conv",
+            f"m{i % 5}",
+            "output",
+            ["agent"],
+            [f"a{i}"],
+            [{"n": i}],
+            "ok",
+            created_at=50,
+            updated_at=60 + i,
+            metadata={},
         )
         if i % 4 == 0:
             db.add_or_update_context_msg(session, [{"turn": i}], created_at=1, updated_at=2)
