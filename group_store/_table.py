@@ -215,11 +215,11 @@ class Table(_TableBase):
 
     def delete_where(self, where: Mapping[str, Any]) -> int:
         """Remove every record matching ``where`` (expired ones too); return how many."""
-        return self._core.delete_matching(where, lambda _w, _now: True)
+        return self._core.delete_where(where)
 
     def delete_expired(self) -> int:
         """Remove every expired record; return how many."""
-        return self._core.delete_matching({}, lambda w, now: not TableCore.is_live(w, now))
+        return self._core.delete_expired()
 
     @contextmanager
     def lock(self, *partition: str) -> Iterator[None]:
@@ -335,11 +335,11 @@ class AsyncTable(_TableBase):
 
     async def delete_where(self, where: Mapping[str, Any]) -> int:
         """See ``Table.delete_where()``."""
-        return await self._call(partial(self._core.delete_matching, where, lambda _w, _now: True))
+        return await self._call(partial(self._core.delete_where, where))
 
     async def delete_expired(self) -> int:
         """See ``Table.delete_expired()``."""
-        return await self._call(partial(self._core.delete_matching, {}, lambda w, now: not TableCore.is_live(w, now)))
+        return await self._call(self._core.delete_expired)
 
     async def aclose(self) -> None:
         """Close the DataStore if this table made it (else nothing to do)."""

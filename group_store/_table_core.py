@@ -444,8 +444,16 @@ class TableCore:
                 removed += len(doomed)
         return removed
 
+    def delete_where(self, where: Mapping[str, Any]) -> int:
+        """Remove every record matching ``where``, expired ones too; return how many."""
+        return self.delete_matching(where, lambda _wrapper, _now: True)
+
+    def delete_expired(self) -> int:
+        """Remove every expired record; return how many."""
+        return self.delete_matching({}, lambda wrapper, now: not self.is_live(wrapper, now))
+
     def not_found(self, key: tuple[str, ...]) -> KeyNotFoundError:
-        """The error for a missing record."""
+        """The error for a missing record (naming its key and partition file)."""
         loc, _ = self.place(key)
         path: Path = self.engine.storage.path(loc.directory, loc.document)
         return KeyNotFoundError(f"table {self.schema.name!r}: no record", key=str(list(key)), path=path)

@@ -150,8 +150,7 @@ class SessionStore(Twin[dict[str, Table]]):
     def _append(self, key: SessionKey, event: Any, store: Store) -> None:
         sessions = self._tables(store)["sessions"]
         with sessions.lock(key.app_name, key.user_id):
-            if sessions.get(key.app_name, key.user_id, key.session_id) is None:
-                raise KeyNotFoundError("no such session", key=repr(key), path=sessions._core.path)
+            self._require_session(sessions, key)
             self._events(store, key).append(key.session_id, [event], max_items=self.event_limit or None)
             sessions.upsert(vars(key))  # moves updated_at
 
@@ -191,9 +190,16 @@ class SessionStore(Twin[dict[str, Table]]):
 
     def _put_session_state(self, key: SessionKey, state: dict[str, Any], store: Store) -> None:
         sessions = self._tables(store)["sessions"]
-        if sessions.get(key.app_name, key.user_id, key.session_id) is None:
-            raise KeyNotFoundError("no such session", key=repr(key), path=sessions._core.path)
-        self._put_state("session", vars(key), state, store)
+        # Under the session's lock, as delete_session: state never outlives a deleted session.
+        with sessions.lock(key.app_name, key.user_id):
+            self._require_session(sessions, key)
+            self._put_state("session", vars(key), state, store)
+
+    @staticmethod
+    def _require_session(sessions: Table, key: SessionKey) -> None:
+        values = (key.app_name, key.user_id, key.session_id)
+        if sessions.get(*values) is None:
+            raise sessions._core.not_found(values)
 
     def _put_state(self, level: str, owner: dict[str, str], state: dict[str, Any], store: Store) -> None:
         table = self._tables(store)[level]
