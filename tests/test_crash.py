@@ -23,6 +23,8 @@ import random
 import signal
 import struct
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -81,6 +83,30 @@ def _read_acks(read_fd: int) -> list[tuple[int, int]]:
     return [RECORD.unpack_from(data, offset) for offset in range(0, whole, RECORD.size)]
 
 
+def run_then_kill(
+    child_main: Callable[[int, int], None], start: int, delay: float
+) -> tuple[bool, list[tuple[int, int]]]:
+    """Fork ``child_main(write_fd, start)``, SIGKILL it after ``delay`` seconds.
+
+    Returns whether the signal killed it and the acknowledgements it wrote to ``write_fd``.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns
+        try:
+            os.close(read_fd)
+            child_main(write_fd, start)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    time.sleep(delay)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    acks = _read_acks(read_fd)
+    os.close(read_fd)
+    return os.WIFSIGNALED(status), acks
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     rng = random.Random(1234)
@@ -92,22 +118,9 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     rounds = kills = 0
     deadline = time.monotonic() + BUDGET
     while time.monotonic() < deadline or rounds < 20:
-        read_fd, write_fd = os.pipe()
         child_main = _child_async if rounds % 4 == 3 else _child_sync
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
-            try:
-                os.close(read_fd)
-                child_main(root, write_fd, next_i)
-            finally:
-                os._exit(0)
-        os.close(write_fd)
-        time.sleep(rng.uniform(0.0, 0.03))
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        kills += os.WIFSIGNALED(status)
-        acks = _read_acks(read_fd)
-        os.close(read_fd)
+        killed, acks = run_then_kill(partial(child_main, root), next_i, rng.uniform(0.0, 0.03))
+        kills += killed
         rounds += 1
         for kind, value in acks:
             if kind == DOC:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from group_store import Store, Table
 
-from .test_crash import RECORD, _read_acks  # the same acknowledgement records
+from .test_crash import RECORD, run_then_kill  # the same fork-and-kill round and acknowledgement records
 
 BUDGET = float(os.environ.get("GROUP_STORE_CRASH_SECONDS", "30")) / 3
 BATCH, INSERT, COUNTER = 0, 1, 2
@@ -55,20 +55,7 @@ def test_sigkill_leaves_whole_partition_files_and_keeps_acknowledged_writes(tmp_
     next_i = 1
     deadline = time.monotonic() + BUDGET
     while time.monotonic() < deadline or rounds < 20:
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
-            try:
-                os.close(read_fd)
-                _child(root, write_fd, next_i)
-            finally:
-                os._exit(0)
-        os.close(write_fd)
-        time.sleep(rng.uniform(0.0, 0.05))
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        acks = _read_acks(read_fd)
-        os.close(read_fd)
+        _, acks = run_then_kill(partial(_child, root), next_i, rng.uniform(0.0, 0.05))
         rounds += 1
         for kind, value in acks:
             if kind == BATCH:
