@@ -10,7 +10,7 @@ itself, one at a time: no code path ever holds two directory locks.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -75,10 +75,21 @@ class Engine:
         """
         return Location(directory, encode_segment(key), key, directory_keys)
 
-    def lock(self, directory: str) -> AbstractContextManager[None]:
-        """The directory's lock; mutations below expect it to be held."""
+    @contextmanager
+    def lock(self, directory: str) -> Iterator[None]:
+        """Hold the directory's lock; mutations below expect it to be held.
+
+        Raises:
+            StorageError, UnsafeFileError: if the lock cannot be taken (the acquire
+                happens inside the error boundary, so a refusal is typed too).
+        """
         with boundary(None, self.storage, directory):
-            return self.storage.lock(directory)
+            held = self.storage.lock(directory)
+            held.__enter__()
+        try:
+            yield
+        finally:
+            held.__exit__(None, None, None)
 
     # -- reads (no lock) ---------------------------------------------------
 
@@ -256,7 +267,7 @@ class Engine:
             if expiry is None:
                 if old != payload:
                     storage.write(loc.directory, loc.document, payload, durable=self.durable)
-                storage.remove(loc.directory, loc.sidecar)
+                storage.remove(loc.directory, loc.sidecar, durable=self.durable)
                 return
             try:
                 bindings = decode_sidecar(sidecar) if sidecar is not None else {}
@@ -327,11 +338,12 @@ class Engine:
         storage = self.storage
         with boundary(loc.key, storage, loc.directory, loc.document):
             live = self._live_document(loc) is not None
-            removed_document = storage.remove(loc.directory, loc.document)
-            storage.remove(loc.directory, loc.sidecar)
-            removed_log = storage.remove(loc.directory, loc.log)
+            durable = self.durable
+            removed_document = storage.remove(loc.directory, loc.document, durable=durable)
+            storage.remove(loc.directory, loc.sidecar, durable=durable)
+            removed_log = storage.remove(loc.directory, loc.log, durable=durable)
             if is_hashed_name(loc.name):
-                storage.remove(loc.directory, loc.key_file)
+                storage.remove(loc.directory, loc.key_file, durable=durable)
             return (live and removed_document) or removed_log
 
     def update(

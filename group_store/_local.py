@@ -299,7 +299,7 @@ class LocalStorage:
             if durable:
                 os.fsync(dir_fd)
 
-    def remove(self, directory: str, name: str) -> bool:
+    def remove(self, directory: str, name: str, *, durable: bool = False) -> bool:
         with self._dir(directory, create=False) as dir_fd:
             if dir_fd is None:
                 return False
@@ -307,6 +307,8 @@ class LocalStorage:
                 os.unlink(name, dir_fd=dir_fd)
             except FileNotFoundError:
                 return False
+            if durable:
+                os.fsync(dir_fd)
             return True
 
     def scan(self, directory: str) -> list[Listing]:

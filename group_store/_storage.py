@@ -87,8 +87,11 @@ class Storage(Protocol):
         """
         ...
 
-    def remove(self, directory: str, name: str) -> bool:
-        """Delete a file; ``True`` if it existed."""
+    def remove(self, directory: str, name: str, *, durable: bool = False) -> bool:
+        """Delete a file; ``True`` if it existed.
+
+        With ``durable``, the removal is on stable storage when this returns.
+        """
         ...
 
     def scan(self, directory: str) -> list[Listing]:

@@ -45,7 +45,7 @@ def _sweep_directory(engine: Engine, directory: str, directory_keys: tuple[str, 
     now = engine.clock()
     for name in contents.hidden:
         if is_temp_name(name):
-            storage.remove(directory, name)
+            storage.remove(directory, name, durable=engine.durable)
     index_raw = storage.read(directory, EXPIRY_INDEX) if EXPIRY_INDEX in contents.hidden else None
     earliest, lines = parse_index(index_raw or b"")
     sidecars = contents.sidecars
@@ -56,24 +56,24 @@ def _sweep_directory(engine: Engine, directory: str, directory_keys: tuple[str, 
         checked = True
         loc = Location(directory, name, name, directory_keys)
         if name not in contents.documents:
-            storage.remove(directory, loc.sidecar)
+            storage.remove(directory, loc.sidecar, durable=engine.durable)
             continue
         try:
             found = engine.read_document(loc)
         except CorruptEntryError:
             continue  # a malformed sidecar is left for a person to inspect, never guessed at
         if found is not None and is_expired(found[1], now):
-            storage.remove(directory, loc.document)
-            storage.remove(directory, loc.sidecar)
+            storage.remove(directory, loc.document, durable=engine.durable)
+            storage.remove(directory, loc.sidecar, durable=engine.durable)
             if name in contents.key_files:
-                storage.remove(directory, loc.key_file)
+                storage.remove(directory, loc.key_file, durable=engine.durable)
             removed += 1
         elif found is not None and found[1] is not None:
             kept[name] = found[1]
     for name in contents.key_files - contents.documents - contents.logs:
-        storage.remove(directory, name + KEY_SUFFIX)
+        storage.remove(directory, name + KEY_SUFFIX, durable=engine.durable)
     if not kept and index_raw is not None:
-        storage.remove(directory, EXPIRY_INDEX)
+        storage.remove(directory, EXPIRY_INDEX, durable=engine.durable)
     elif kept and (index_needs_compaction(lines, len(kept)) or (checked and len(kept) > len(earliest))):
         # Also rewritten when sidecars the index did not list were found, so the next sweep skips them.
         storage.write(directory, EXPIRY_INDEX, render_index(kept), durable=engine.durable)
