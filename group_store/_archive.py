@@ -25,7 +25,7 @@ import orjson
 from ._errors import CorruptEntryError, InvalidArgumentError
 from ._expiry import Clock
 from ._inventory import EntryKind, walk
-from ._local import LOCK_NAME, is_temp_name
+from ._layout import LOCK_NAME, is_temp_name
 from ._store import Store
 
 ARCHIVE_FORMAT = 1

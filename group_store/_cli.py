@@ -21,7 +21,7 @@ from ._archive import export_store, import_store
 from ._diff import diff_stores
 from ._errors import GroupStoreError
 from ._inventory import engine_for, walk, walk_directories
-from ._local import is_temp_name
+from ._layout import is_temp_name
 from ._store import Store
 from ._verify import format_store, verify_store
 

@@ -90,6 +90,14 @@ def decode_sidecar(raw: bytes) -> dict[str, float | None]:
     return {str(key): _parse(value) for key, value in body["expires_at"].items()}
 
 
+def is_own_sidecar(raw: bytes) -> bool:
+    """True if ``raw`` is exactly what ``encode_sidecar`` writes (so the store may remove it)."""
+    try:
+        return encode_sidecar(decode_sidecar(raw)) == raw
+    except ValueError:
+        return False
+
+
 def bound_expiry(bindings: dict[str, float | None], data: bytes) -> float | object | None:
     """The expiry the sidecar gives these exact bytes, or ``UNBOUND``."""
     return bindings.get(digest(data), UNBOUND)

@@ -16,6 +16,8 @@ Encoded names never contain ``.``, so these suffixes cannot collide.
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -28,6 +30,23 @@ SIDECAR_SUFFIX = ".meta.json"
 KEY_SUFFIX = ".key"
 DIRECTORY_KEY_FILE = ".key"
 EXPIRY_INDEX = ".expiry.jsonl"
+LOCK_NAME = ".lock"
+TEMP_SUFFIX = ".tmp"
+# Exactly what temp_name() makes: "." + an encoded file name + "." + 16 hex digits + ".tmp".
+# Anything else that merely starts with a dot and ends in .tmp is not ours to delete.
+_TEMP_NAME = re.compile(
+    r"\.([a-z0-9_~-]+(?:\.json|\.jsonl|\.meta\.json|\.key)?|\.key|\.expiry\.jsonl)\.[0-9a-f]{16}\.tmp"
+)
+
+
+def temp_name(name: str) -> str:
+    """An unpredictable hidden temporary name beside ``name``."""
+    return f".{name}.{secrets.token_hex(8)}{TEMP_SUFFIX}"
+
+
+def is_temp_name(name: str) -> bool:
+    """True only for names ``temp_name`` produces for a store file (so sweep may delete them)."""
+    return _TEMP_NAME.fullmatch(name) is not None
 
 
 class Location(NamedTuple):

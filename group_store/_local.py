@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 import threading
 import weakref
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from ._codec import split_log
 from ._errors import UnsafeFileError
+from ._layout import LOCK_NAME, temp_name
 from ._locks import DirectoryLock
 from ._storage import Kind, Listing
 
@@ -33,18 +33,6 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
-LOCK_NAME = ".lock"
-TEMP_SUFFIX = ".tmp"
-
-
-def temp_name(name: str) -> str:
-    """An unpredictable hidden temporary name beside ``name``."""
-    return f".{name}.{secrets.token_hex(8)}{TEMP_SUFFIX}"
-
-
-def is_temp_name(name: str) -> bool:
-    """True for names ``temp_name`` produces."""
-    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
 class LocalStorage:

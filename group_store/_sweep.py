@@ -10,8 +10,7 @@ from __future__ import annotations
 from ._engine import Engine, boundary
 from ._errors import CorruptEntryError
 from ._expiry import index_needs_compaction, is_expired, parse_index, render_index
-from ._layout import EXPIRY_INDEX, KEY_SUFFIX, Location, classify, join
-from ._local import is_temp_name
+from ._layout import EXPIRY_INDEX, KEY_SUFFIX, Location, classify, is_temp_name, join
 from ._storage import Kind
 
 

@@ -15,8 +15,7 @@ from ._engine import Engine, boundary
 from ._expiry import Clock, decode_sidecar
 from ._inventory import engine_for, walk_directories
 from ._keys import is_hashed_name
-from ._layout import DIRECTORY_KEY_FILE, KEY_SUFFIX, Location, classify, join
-from ._local import is_temp_name
+from ._layout import DIRECTORY_KEY_FILE, KEY_SUFFIX, Location, classify, is_temp_name, join
 from ._storage import Kind, Storage
 
 Progress = Callable[[int], None]
