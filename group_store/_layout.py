@@ -35,7 +35,7 @@ TEMP_SUFFIX = ".tmp"
 # Exactly what temp_name() makes: "." + an encoded file name + "." + 16 hex digits + ".tmp".
 # Anything else that merely starts with a dot and ends in .tmp is not ours to delete.
 _TEMP_NAME = re.compile(
-    r"\.([a-z0-9_~-]+(?:\.json|\.jsonl|\.meta\.json|\.key)?|\.key|\.expiry\.jsonl)\.[0-9a-f]{16}\.tmp"
+    r"\.(?:[a-z0-9_~-]+(?:\.json|\.jsonl|\.meta\.json|\.key)|\.key|\.expiry\.jsonl)\.[0-9a-f]{16}\.tmp"
 )
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from group_store import Store
+from group_store._expiry import encode_sidecar
+from group_store._layout import temp_name
 from group_store.testing import FakeClock
 
 COMMANDS = ["tree", "ls", "get", "put", "rm", "sweep", "stats", "verify", "fmt", "diff", "export", "import"]
@@ -137,8 +139,8 @@ def test_errors_are_one_line_with_exit_2(built: Path, tmp_path: Path) -> None:
 def test_verify_fix_repairs_a_damaged_store(built: Path) -> None:
     with open(built / "alice" / "messages.jsonl", "ab") as log:
         log.write(b'{"n": 3')  # torn tail
-    (built / "gone.meta.json").write_text('{"expires_at": {}}\n')  # orphan sidecar
-    (built / ".cache.json.0123abcd.tmp").write_text("{")  # leftover temporary file
+    (built / "gone.meta.json").write_bytes(encode_sidecar({}))  # orphan sidecar
+    (built / temp_name("cache.json")).write_text("{")  # leftover temporary file
     (built / "broken.json").write_text("{oops")  # invalid JSON: reported, never touched
     (built / "spaced.json").write_text('{"a":1}')  # valid but not canonical
     report = run("verify", str(built), "--json")

@@ -20,6 +20,8 @@ from group_store import (
     Store,
     UnsafeFileError,
 )
+from group_store._expiry import encode_sidecar
+from group_store._layout import temp_name
 from group_store.testing import FakeClock
 
 
@@ -218,8 +220,8 @@ def test_sweep_covers_subtree_and_leftovers(store: Store, clock: FakeClock) -> N
     deep = store.narrow("a", "b")
     deep.save("x", 1, ttl=1)
     deep.save("y", 1)
-    (deep.root_path / ".y.json.1234.tmp").write_bytes(b"{")
-    (deep.root_path / "gone.meta.json").write_bytes(b"{}")
+    (deep.root_path / temp_name("y.json")).write_bytes(b"{")
+    (deep.root_path / "gone.meta.json").write_bytes(encode_sidecar({"0" * 32: None}))
     clock.advance(2)
     assert store.sweep() == 1
     assert sorted(p.name for p in deep.root_path.iterdir()) == [".lock", "y.json"]
@@ -371,6 +373,6 @@ def _umask() -> int:
 
 def test_temporary_files_are_ignored(store: Store) -> None:
     store.save("k", 1)
-    (store.root_path / ".k.json.abcd.tmp").write_bytes(b"{")
+    (store.root_path / temp_name("k.json")).write_bytes(b"{")
     (store.root_path / "notes.txt").write_bytes(b"hi")
     assert store.keys() == ["k"]
