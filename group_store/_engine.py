@@ -9,6 +9,7 @@ itself, one at a time: no code path ever holds two directory locks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,7 @@ from ._errors import (
     GroupStoreError,
     KeyNotFoundError,
     StorageError,
+    UnsafeFileError,
 )
 from ._expiry import (
     UNBOUND,
@@ -33,12 +35,32 @@ from ._expiry import (
     is_expired,
     next_bindings,
 )
-from ._keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
-from ._layout import DIRECTORY_KEY_FILE, EXPIRY_INDEX, KEY_SUFFIX, Location, classify, join
+from ._keys import encode_segment, is_hashed_name
+from ._layout import (
+    DIRECTORY_KEY_FILE,
+    EXPIRY_INDEX,
+    KEY_SUFFIX,
+    SIDECAR_SUFFIX,
+    DirectoryContents,
+    Location,
+    classify,
+    join,
+    key_for_name,
+)
 from ._storage import Kind, Storage
 
 MISSING: Any = object()
 """Marks an argument the caller did not pass (``None`` is a valid default)."""
+
+logger = logging.getLogger("group_store")
+
+
+def report_skipped(operation: str, error: GroupStoreError) -> None:
+    """Log (warning, logger ``group_store``) that ``operation`` skipped a bad entry and went on.
+
+    The error's message names the key and the file.
+    """
+    logger.warning("group_store: %s skipped a bad entry: %s", operation, error)
 
 
 @contextmanager
@@ -179,41 +201,73 @@ class Engine:
             raise self.not_found(loc)
 
     def decode_name(self, directory: str, name: str, key_file: str) -> str | None:
-        """The key an encoded file or directory name stands for, or ``None`` if it is not ours."""
+        """The key an encoded file or directory name stands for, or ``None`` if it is not ours
+        (``key_for_name``: a hashed name needs its key file, read here only for hashed names).
+
+        Raises:
+            UnsafeFileError, OSError: if the key file cannot be read.
+        """
         if not is_hashed_name(name):
-            return decode_segment(name)
-        raw = self.storage.read(directory, key_file)
-        if raw is None:
-            return None
-        try:
-            key = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        return key if matches_hashed_name(key, name) else None
+            return key_for_name(name, None)
+        return key_for_name(name, self.storage.read(directory, key_file))
 
     def keys(self, directory: str, directory_keys: tuple[str, ...]) -> list[str]:
-        """The live entry keys in ``directory``, decoded and sorted."""
+        """The live entry keys in ``directory``, decoded and sorted.
+
+        An entry that cannot be read (a malformed or symlinked sidecar, an unreadable
+        key file) is left out and reported (``report_skipped``); reading it by its
+        key raises the typed error.
+        """
         with boundary(None, self.storage, directory):
             contents = classify(self.storage.scan(directory))
-            now = self.clock()
-            keys: list[str] = []
-            for name in contents.documents | contents.logs:
-                key = self.decode_name(directory, name, name + KEY_SUFFIX)
+        now = self.clock()
+        keys: list[str] = []
+        for name in contents.documents | contents.logs:
+            key: str | None = None
+            try:
+                with boundary(None, self.storage, directory, name + KEY_SUFFIX):
+                    key = self.decode_name(directory, name, name + KEY_SUFFIX)
                 if key is None:
                     continue
-                if name in contents.sidecars and name not in contents.logs:
-                    found = self.read_document(Location(directory, name, key, directory_keys))
+                if name not in contents.logs and (
+                    name in contents.sidecars or name + SIDECAR_SUFFIX in contents.unsafe
+                ):
+                    loc = Location(directory, name, key, directory_keys)
+                    with boundary(key, self.storage, directory, loc.sidecar):
+                        found = self.read_document(loc)
                     if found is None or is_expired(found[1], now):
                         continue
-                keys.append(key)
-            return sorted(keys)
+            except (CorruptEntryError, StorageError, UnsafeFileError) as exc:
+                report_skipped("keys()", exc)
+                continue
+            keys.append(key)
+        return sorted(keys)
+
+    def child_directories(self, directory: str, contents: DirectoryContents, operation: str) -> list[tuple[str, str]]:
+        """The sub-directories of ``directory`` that are narrowed sub-stores, as
+        ``(encoded name, key)`` sorted by name: those whose names decode (``key_for_name``).
+
+        The one rule for which directories the store enters (children, sweep, walks).
+        A hashed directory whose key file cannot be read is left out and reported.
+        """
+        found: list[tuple[str, str]] = []
+        for name in sorted(contents.directories):
+            child = join(directory, name)
+            try:
+                with boundary(None, self.storage, child, DIRECTORY_KEY_FILE):
+                    key = self.decode_name(child, name, DIRECTORY_KEY_FILE)
+            except (StorageError, UnsafeFileError) as exc:
+                report_skipped(operation, exc)
+                continue
+            if key is not None:
+                found.append((name, key))
+        return found
 
     def children(self, directory: str) -> list[str]:
-        """The narrowed sub-store names in ``directory``, decoded and sorted."""
+        """The narrowed sub-store names in ``directory``, decoded and sorted (bad ones reported and left out)."""
         with boundary(None, self.storage, directory):
             contents = classify(self.storage.scan(directory))
-            names = (self.decode_name(join(directory, name), name, DIRECTORY_KEY_FILE) for name in contents.directories)
-            return sorted(name for name in names if name is not None)
+        return sorted(key for _, key in self.child_directories(directory, contents, "children()"))
 
     # -- mutations (caller holds lock(loc.directory)) ----------------------
 
