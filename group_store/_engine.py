@@ -5,6 +5,12 @@
 (atomic replace makes every file old or new); mutations are called with the
 entry's directory lock held (``lock()``). ``_sweep`` takes each directory's lock
 itself, one at a time: no code path ever holds two directory locks.
+
+Invariant: every state a mutation leaves on disk between two of its storage calls
+(what a crash leaves, and what a lock-free reader meets) reads as the entry's old
+or its new state, with that state's expiry. Reads get one consistent view of a
+document and its sidecar from ``Storage.read_many`` (a snapshot), so a reader
+never combines the data of one state with the sidecar of another.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from ._errors import (
 from ._expiry import (
     UNBOUND,
     Clock,
+    binds_to_an_expiry,
     bound_expiry,
     decode_sidecar,
     encode_sidecar,
@@ -294,10 +301,16 @@ class Engine:
     def save(self, loc: Location, payload: bytes, expiry: float | None) -> None:
         """Replace the document with ``payload`` (canonical JSON) and bind ``expiry`` to it.
 
-        Crash safety: the sidecar is written first and binds both the bytes on
-        disk now (to their current expiry) and ``payload``; the data file is
-        replaced after. When the expiry is cleared, the data is replaced first
-        and the sidecar removed after; an unbound sidecar means no expiry.
+        Crash safety (every step reads as the old or the new entry, expiry included):
+
+        - with an expiry, an index record goes first (early, never late), then the
+          sidecar, binding both the bytes on disk now (to their current expiry) and
+          ``payload``, then the data file;
+        - without one, where a sidecar exists: if it binds ``payload`` to an expiry
+          already (an earlier save of the same bytes), it is first rewritten to bind
+          ``payload`` to none and the bytes on disk to their current expiry; then the
+          data file is replaced and the sidecar removed;
+        - without one and without a sidecar: one atomic replace.
 
         Raises:
             EntryKindError: if the key holds a log.
@@ -316,17 +329,14 @@ class Engine:
             if expiry is None and sidecar_kind is None:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
                 return
-            sidecar = storage.read(loc.directory, loc.sidecar)
-            old = storage.read(loc.directory, loc.document)
-            if expiry is None:
-                if old != payload:
-                    storage.write(loc.directory, loc.document, payload, durable=self.durable)
-                storage.remove(loc.directory, loc.sidecar, durable=self.durable)
-                return
+            old, sidecar = storage.read_many(loc.directory, (loc.document, loc.sidecar))
             try:
                 bindings = decode_sidecar(sidecar) if sidecar is not None else {}
             except ValueError:
                 bindings = {}  # a malformed sidecar binds nothing; this save replaces it
+            if expiry is None:
+                self._save_clearing(loc, payload, old, bindings)
+                return
             new_sidecar = encode_sidecar(next_bindings(bindings, old, payload, expiry))
             # The index record goes first: a crash after it leaves the index early, never late.
             storage.append(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry), durable=self.durable)
@@ -334,9 +344,26 @@ class Engine:
             if old != payload:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
 
+    def _save_clearing(
+        self, loc: Location, payload: bytes, old: bytes | None, bindings: dict[str, float | None]
+    ) -> None:
+        """The no-expiry save over an existing sidecar (see ``save``)."""
+        storage = self.storage
+        if old != payload:
+            if binds_to_an_expiry(bindings, payload):
+                # Without this step the new bytes would take that old expiry between the data
+                # replace and the sidecar removal (and keep it if a crash fell there). Rejected:
+                # removing the sidecar first, which would drop the expiry of the bytes on disk.
+                unbound = encode_sidecar(next_bindings(bindings, old, payload, None))
+                storage.write(loc.directory, loc.sidecar, unbound, durable=self.durable)
+            storage.write(loc.directory, loc.document, payload, durable=self.durable)
+        storage.remove(loc.directory, loc.sidecar, durable=self.durable)
+
     def save_many(self, items: list[tuple[Location, bytes, float | None]]) -> list[BaseException | None]:
-        """``save()`` of several entries of one directory; plain ones (no expiry, no
-        sidecar, no log, short name) go to disk as one group commit. One outcome per item.
+        """``save()`` of several entries of one directory; one outcome per item.
+
+        Plain ones (no expiry, no sidecar, no log, short name, the only item for
+        its key) go to disk as one group commit; the rest go through ``save()``.
         """
         outcomes: list[BaseException | None] = [None] * len(items)
         plain: list[int] = []
@@ -344,9 +371,13 @@ class Engine:
             directory = items[0][0].directory
             names = [name for loc, _, _ in items for name in (loc.log, loc.sidecar)]
             kinds = self.storage.kinds(directory, names)
+            # A key given twice keeps the caller's order: only a key's single item may skip ahead.
+            seen: dict[str, int] = {}
+            for loc, _, _ in items:
+                seen[loc.name] = seen.get(loc.name, 0) + 1
             for index, (loc, payload, expiry) in enumerate(items):
                 quiet = kinds[2 * index] is None and kinds[2 * index + 1] is None
-                if expiry is None and quiet and not is_hashed_name(loc.name):
+                if expiry is None and quiet and seen[loc.name] == 1 and not is_hashed_name(loc.name):
                     plain.append(index)
                     continue
                 try:

@@ -6,6 +6,12 @@ A save writes the sidecar first, binding both the bytes on disk now and the new
 bytes, then replaces the data file. Whichever data file a crash leaves, the
 sidecar holds its own binding, and data a sidecar does not bind has no expiry
 (a stale sidecar from before a crash, or after a save that cleared the TTL).
+
+Invariant (every write keeps it at every step): the sidecar on disk binds the
+data file on disk to the expiry its last acknowledged write gave it, or to the
+expiry of the write in progress. It is why clearing a TTL may need three steps
+(see ``Engine.save``): a sidecar can bind the new bytes already, to the expiry
+an earlier save of the same bytes gave them.
 """
 
 from __future__ import annotations
@@ -137,6 +143,11 @@ def judge_sidecar(raw: bytes, document: bytes | None, now: float) -> tuple[Sidec
         return SidecarVerdict.STALE, None
     assert isinstance(expiry, float)
     return (SidecarVerdict.EXPIRED if is_expired(expiry, now) else SidecarVerdict.LIVE), expiry
+
+
+def binds_to_an_expiry(bindings: dict[str, float | None], data: bytes) -> bool:
+    """True if the sidecar binds these exact bytes to an expiry (not to ``None``, not unbound)."""
+    return bindings.get(digest(data)) is not None
 
 
 def bound_expiry(bindings: dict[str, float | None], data: bytes) -> float | object | None:
