@@ -73,51 +73,61 @@ def _sweep_directory(engine: Engine, directory: str, keys: tuple[str, ...], cont
     """Sweep one directory (its lock held), reading only the sidecars the index
     says may have expired, plus any sidecar the index does not list. Returns the
     count of expired entries removed."""
-    storage = engine.storage
-    durable = engine.durable
     now = engine.clock()
-    with boundary(None, storage, directory):
+    with boundary(None, engine.storage, directory):
         for name in sorted(contents.hidden):
             if is_temp_name(name):
-                storage.remove(directory, name, durable=durable)
+                engine.storage.remove(directory, name, durable=engine.durable)
     index_raw, index_usable = _read_index(engine, directory, contents)
     earliest, lines = parse_index(index_raw or b"")
-    sidecars = contents.sidecars
     # Trusted records: not yet due, for a sidecar beside its document (an orphan is judged at once).
-    beside_documents = sidecars & contents.documents
+    beside_documents = contents.sidecars & contents.documents
     kept = {name: when for name, when in earliest.items() if when > now and name in beside_documents}
     left = set(kept)  # sidecars still on disk when this directory is done
     removed = 0
     unlisted_found = False
-    for name in sorted(sidecars - kept.keys()):
+    for name in sorted(contents.sidecars - kept.keys()):
         verdict, expiry = _judge(engine, directory, keys, name, now)
-        loc = Location(directory, name, name, keys)
-        with boundary(None, storage, directory, loc.sidecar):
-            if verdict is SidecarVerdict.EXPIRED:
-                # The data goes before its sidecar: a crash between leaves an orphan, never a live copy.
-                storage.remove(directory, loc.document, durable=durable)
-                storage.remove(directory, loc.sidecar, durable=durable)
-                if is_hashed_name(name):
-                    storage.remove(directory, loc.key_file, durable=durable)  # proven: the name decoded through it
-                removed += 1
-            elif verdict in (SidecarVerdict.ORPHAN, SidecarVerdict.STALE):
-                storage.remove(directory, loc.sidecar, durable=durable)
-            else:
-                left.add(name)
-                if verdict is SidecarVerdict.LIVE and expiry is not None:
-                    unlisted_found |= name not in earliest
-                    kept[name] = expiry
-                elif name in earliest:
-                    kept[name] = earliest[name]  # unjudged: its record stays, so it is looked at again
+        removed += verdict is SidecarVerdict.EXPIRED
+        if _act_on(engine, Location(directory, name, name, keys), verdict):
+            continue
+        left.add(name)
+        if verdict is SidecarVerdict.LIVE and expiry is not None:
+            unlisted_found |= name not in earliest
+            kept[name] = expiry
+        elif name in earliest:
+            kept[name] = earliest[name]  # unjudged: its record stays, so it is looked at again
     _remove_orphan_key_files(engine, directory, contents, left)
     if index_usable:
-        with boundary(None, storage, directory, EXPIRY_INDEX):
-            if not kept and index_raw is not None:
-                storage.remove(directory, EXPIRY_INDEX, durable=durable)
-            elif kept and (index_needs_compaction(lines, len(kept)) or unlisted_found):
-                # Also rewritten when sidecars the index did not list were found, so the next sweep skips them.
-                storage.write(directory, EXPIRY_INDEX, render_index(kept), durable=durable)
+        _update_index(engine, directory, index_raw, kept, index_needs_compaction(lines, len(kept)) or unlisted_found)
     return removed
+
+
+def _act_on(engine: Engine, loc: Location, verdict: SidecarVerdict) -> bool:
+    """Carry out ``verdict`` on the entry's files; ``True`` if its sidecar is gone."""
+    storage, durable = engine.storage, engine.durable
+    with boundary(None, storage, loc.directory, loc.sidecar):
+        if verdict is SidecarVerdict.EXPIRED:
+            # The data goes before its sidecar: a crash between leaves an orphan, never a live copy.
+            storage.remove(loc.directory, loc.document, durable=durable)
+            storage.remove(loc.directory, loc.sidecar, durable=durable)
+            if is_hashed_name(loc.name):
+                storage.remove(loc.directory, loc.key_file, durable=durable)  # proven: the name decoded through it
+            return True
+        if verdict in (SidecarVerdict.ORPHAN, SidecarVerdict.STALE):
+            storage.remove(loc.directory, loc.sidecar, durable=durable)
+            return True
+    return False
+
+
+def _update_index(engine: Engine, directory: str, raw: bytes | None, kept: dict[str, float], rewrite: bool) -> None:
+    """Remove the index once it lists nothing, or rewrite it as ``kept`` if ``rewrite``."""
+    with boundary(None, engine.storage, directory, EXPIRY_INDEX):
+        if not kept and raw is not None:
+            engine.storage.remove(directory, EXPIRY_INDEX, durable=engine.durable)
+        elif kept and rewrite:
+            # Also rewritten when sidecars the index did not list were found, so the next sweep skips them.
+            engine.storage.write(directory, EXPIRY_INDEX, render_index(kept), durable=engine.durable)
 
 
 def _judge(
