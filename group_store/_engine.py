@@ -5,10 +5,17 @@
 (atomic replace makes every file old or new); mutations are called with the
 entry's directory lock held (``lock()``). ``_sweep`` takes each directory's lock
 itself, one at a time: no code path ever holds two directory locks.
+
+Invariant: every state a mutation leaves on disk between two of its storage calls
+(what a crash leaves, and what a lock-free reader meets) reads as the entry's old
+or its new state, with that state's expiry. Reads get one consistent view of a
+document and its sidecar from ``Storage.read_many`` (a snapshot), so a reader
+never combines the data of one state with the sidecar of another.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,10 +29,12 @@ from ._errors import (
     GroupStoreError,
     KeyNotFoundError,
     StorageError,
+    UnsafeFileError,
 )
 from ._expiry import (
     UNBOUND,
     Clock,
+    binds_to_an_expiry,
     bound_expiry,
     decode_sidecar,
     encode_sidecar,
@@ -33,12 +42,32 @@ from ._expiry import (
     is_expired,
     next_bindings,
 )
-from ._keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
-from ._layout import DIRECTORY_KEY_FILE, EXPIRY_INDEX, KEY_SUFFIX, Location, classify, join
+from ._keys import encode_segment, is_hashed_name
+from ._layout import (
+    DIRECTORY_KEY_FILE,
+    EXPIRY_INDEX,
+    KEY_SUFFIX,
+    SIDECAR_SUFFIX,
+    DirectoryContents,
+    Location,
+    classify,
+    join,
+    key_for_name,
+)
 from ._storage import Kind, Storage
 
 MISSING: Any = object()
 """Marks an argument the caller did not pass (``None`` is a valid default)."""
+
+logger = logging.getLogger("group_store")
+
+
+def report_skipped(operation: str, error: GroupStoreError) -> None:
+    """Log (warning, logger ``group_store``) that ``operation`` skipped a bad entry and went on.
+
+    The error's message names the key and the file.
+    """
+    logger.warning("group_store: %s skipped a bad entry: %s", operation, error)
 
 
 @contextmanager
@@ -179,41 +208,73 @@ class Engine:
             raise self.not_found(loc)
 
     def decode_name(self, directory: str, name: str, key_file: str) -> str | None:
-        """The key an encoded file or directory name stands for, or ``None`` if it is not ours."""
+        """The key an encoded file or directory name stands for, or ``None`` if it is not ours
+        (``key_for_name``: a hashed name needs its key file, read here only for hashed names).
+
+        Raises:
+            UnsafeFileError, OSError: if the key file cannot be read.
+        """
         if not is_hashed_name(name):
-            return decode_segment(name)
-        raw = self.storage.read(directory, key_file)
-        if raw is None:
-            return None
-        try:
-            key = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        return key if matches_hashed_name(key, name) else None
+            return key_for_name(name, None)
+        return key_for_name(name, self.storage.read(directory, key_file))
 
     def keys(self, directory: str, directory_keys: tuple[str, ...]) -> list[str]:
-        """The live entry keys in ``directory``, decoded and sorted."""
+        """The live entry keys in ``directory``, decoded and sorted.
+
+        An entry that cannot be read (a malformed or symlinked sidecar, an unreadable
+        key file) is left out and reported (``report_skipped``); reading it by its
+        key raises the typed error.
+        """
         with boundary(None, self.storage, directory):
             contents = classify(self.storage.scan(directory))
-            now = self.clock()
-            keys: list[str] = []
-            for name in contents.documents | contents.logs:
-                key = self.decode_name(directory, name, name + KEY_SUFFIX)
+        now = self.clock()
+        keys: list[str] = []
+        for name in contents.documents | contents.logs:
+            key: str | None = None
+            try:
+                with boundary(None, self.storage, directory, name + KEY_SUFFIX):
+                    key = self.decode_name(directory, name, name + KEY_SUFFIX)
                 if key is None:
                     continue
-                if name in contents.sidecars and name not in contents.logs:
-                    found = self.read_document(Location(directory, name, key, directory_keys))
+                if name not in contents.logs and (
+                    name in contents.sidecars or name + SIDECAR_SUFFIX in contents.unsafe
+                ):
+                    loc = Location(directory, name, key, directory_keys)
+                    with boundary(key, self.storage, directory, loc.sidecar):
+                        found = self.read_document(loc)
                     if found is None or is_expired(found[1], now):
                         continue
-                keys.append(key)
-            return sorted(keys)
+            except (CorruptEntryError, StorageError, UnsafeFileError) as exc:
+                report_skipped("keys()", exc)
+                continue
+            keys.append(key)
+        return sorted(keys)
+
+    def child_directories(self, directory: str, contents: DirectoryContents, operation: str) -> list[tuple[str, str]]:
+        """The sub-directories of ``directory`` that are narrowed sub-stores, as
+        ``(encoded name, key)`` sorted by name: those whose names decode (``key_for_name``).
+
+        The one rule for which directories the store enters (children, sweep, walks).
+        A hashed directory whose key file cannot be read is left out and reported.
+        """
+        found: list[tuple[str, str]] = []
+        for name in sorted(contents.directories):
+            child = join(directory, name)
+            try:
+                with boundary(None, self.storage, child, DIRECTORY_KEY_FILE):
+                    key = self.decode_name(child, name, DIRECTORY_KEY_FILE)
+            except (StorageError, UnsafeFileError) as exc:
+                report_skipped(operation, exc)
+                continue
+            if key is not None:
+                found.append((name, key))
+        return found
 
     def children(self, directory: str) -> list[str]:
-        """The narrowed sub-store names in ``directory``, decoded and sorted."""
+        """The narrowed sub-store names in ``directory``, decoded and sorted (bad ones reported and left out)."""
         with boundary(None, self.storage, directory):
             contents = classify(self.storage.scan(directory))
-            names = (self.decode_name(join(directory, name), name, DIRECTORY_KEY_FILE) for name in contents.directories)
-            return sorted(name for name in names if name is not None)
+        return sorted(key for _, key in self.child_directories(directory, contents, "children()"))
 
     # -- mutations (caller holds lock(loc.directory)) ----------------------
 
@@ -240,10 +301,16 @@ class Engine:
     def save(self, loc: Location, payload: bytes, expiry: float | None) -> None:
         """Replace the document with ``payload`` (canonical JSON) and bind ``expiry`` to it.
 
-        Crash safety: the sidecar is written first and binds both the bytes on
-        disk now (to their current expiry) and ``payload``; the data file is
-        replaced after. When the expiry is cleared, the data is replaced first
-        and the sidecar removed after; an unbound sidecar means no expiry.
+        Crash safety (every step reads as the old or the new entry, expiry included):
+
+        - with an expiry, an index record goes first (early, never late), then the
+          sidecar, binding both the bytes on disk now (to their current expiry) and
+          ``payload``, then the data file;
+        - without one, where a sidecar exists: if it binds ``payload`` to an expiry
+          already (an earlier save of the same bytes), it is first rewritten to bind
+          ``payload`` to none and the bytes on disk to their current expiry; then the
+          data file is replaced and the sidecar removed;
+        - without one and without a sidecar: one atomic replace.
 
         Raises:
             EntryKindError: if the key holds a log.
@@ -262,17 +329,14 @@ class Engine:
             if expiry is None and sidecar_kind is None:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
                 return
-            sidecar = storage.read(loc.directory, loc.sidecar)
-            old = storage.read(loc.directory, loc.document)
-            if expiry is None:
-                if old != payload:
-                    storage.write(loc.directory, loc.document, payload, durable=self.durable)
-                storage.remove(loc.directory, loc.sidecar, durable=self.durable)
-                return
+            old, sidecar = storage.read_many(loc.directory, (loc.document, loc.sidecar))
             try:
                 bindings = decode_sidecar(sidecar) if sidecar is not None else {}
             except ValueError:
                 bindings = {}  # a malformed sidecar binds nothing; this save replaces it
+            if expiry is None:
+                self._save_clearing(loc, payload, old, bindings)
+                return
             new_sidecar = encode_sidecar(next_bindings(bindings, old, payload, expiry))
             # The index record goes first: a crash after it leaves the index early, never late.
             storage.append(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry), durable=self.durable)
@@ -280,9 +344,26 @@ class Engine:
             if old != payload:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
 
+    def _save_clearing(
+        self, loc: Location, payload: bytes, old: bytes | None, bindings: dict[str, float | None]
+    ) -> None:
+        """The no-expiry save over an existing sidecar (see ``save``)."""
+        storage = self.storage
+        if old != payload:
+            if binds_to_an_expiry(bindings, payload):
+                # Without this step the new bytes would take that old expiry between the data
+                # replace and the sidecar removal (and keep it if a crash fell there). Rejected:
+                # removing the sidecar first, which would drop the expiry of the bytes on disk.
+                unbound = encode_sidecar(next_bindings(bindings, old, payload, None))
+                storage.write(loc.directory, loc.sidecar, unbound, durable=self.durable)
+            storage.write(loc.directory, loc.document, payload, durable=self.durable)
+        storage.remove(loc.directory, loc.sidecar, durable=self.durable)
+
     def save_many(self, items: list[tuple[Location, bytes, float | None]]) -> list[BaseException | None]:
-        """``save()`` of several entries of one directory; plain ones (no expiry, no
-        sidecar, no log, short name) go to disk as one group commit. One outcome per item.
+        """``save()`` of several entries of one directory; one outcome per item.
+
+        Plain ones (no expiry, no sidecar, no log, short name, the only item for
+        its key) go to disk as one group commit; the rest go through ``save()``.
         """
         outcomes: list[BaseException | None] = [None] * len(items)
         plain: list[int] = []
@@ -290,9 +371,13 @@ class Engine:
             directory = items[0][0].directory
             names = [name for loc, _, _ in items for name in (loc.log, loc.sidecar)]
             kinds = self.storage.kinds(directory, names)
+            # A key given twice keeps the caller's order: only a key's single item may skip ahead.
+            seen: dict[str, int] = {}
+            for loc, _, _ in items:
+                seen[loc.name] = seen.get(loc.name, 0) + 1
             for index, (loc, payload, expiry) in enumerate(items):
                 quiet = kinds[2 * index] is None and kinds[2 * index + 1] is None
-                if expiry is None and quiet and not is_hashed_name(loc.name):
+                if expiry is None and quiet and seen[loc.name] == 1 and not is_hashed_name(loc.name):
                     plain.append(index)
                     continue
                 try:

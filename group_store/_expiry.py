@@ -6,6 +6,12 @@ A save writes the sidecar first, binding both the bytes on disk now and the new
 bytes, then replaces the data file. Whichever data file a crash leaves, the
 sidecar holds its own binding, and data a sidecar does not bind has no expiry
 (a stale sidecar from before a crash, or after a save that cleared the TTL).
+
+Invariant (every write keeps it at every step): the sidecar on disk binds the
+data file on disk to the expiry its last acknowledged write gave it, or to the
+expiry of the write in progress. It is why clearing a TTL may need three steps
+(see ``Engine.save``): a sidecar can bind the new bytes already, to the expiry
+an earlier save of the same bytes gave them.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 
 import orjson
 
@@ -90,12 +97,57 @@ def decode_sidecar(raw: bytes) -> dict[str, float | None]:
     return {str(key): _parse(value) for key, value in body["expires_at"].items()}
 
 
+def own_sidecar_bindings(raw: bytes) -> dict[str, float | None] | None:
+    """The bindings of ``raw`` if it is exactly what ``encode_sidecar`` writes, else ``None``."""
+    try:
+        bindings = decode_sidecar(raw)
+    except ValueError:
+        return None
+    return bindings if encode_sidecar(bindings) == raw else None
+
+
 def is_own_sidecar(raw: bytes) -> bool:
     """True if ``raw`` is exactly what ``encode_sidecar`` writes (so the store may remove it)."""
-    try:
-        return encode_sidecar(decode_sidecar(raw)) == raw
-    except ValueError:
-        return False
+    return own_sidecar_bindings(raw) is not None
+
+
+class SidecarVerdict(Enum):
+    """What a sweep may do with a sidecar (see ``judge_sidecar``)."""
+
+    ORPHAN = "orphan"
+    """The store's sidecar, with no document: remove it."""
+    EXPIRED = "expired"
+    """Binds the document to a time now past: remove the document, then the sidecar."""
+    LIVE = "live"
+    """Binds the document to a time still ahead: keep both."""
+    STALE = "stale"
+    """Binds the document to no expiry, or says nothing about it: the sidecar alone may go."""
+    FOREIGN = "foreign"
+    """Not exactly what ``encode_sidecar`` writes: not provably the store's, never touched."""
+
+
+def judge_sidecar(raw: bytes, document: bytes | None, now: float) -> tuple[SidecarVerdict, float | None]:
+    """Judge the sidecar bytes ``raw`` next to ``document`` (``None`` if absent) at ``now``.
+
+    Returns the verdict and the document's expiry (``None`` unless LIVE or EXPIRED).
+    Pure: the caller holds the directory lock, so nothing changes between its reads
+    and what it does with the verdict. The caller also checks that the name decodes.
+    """
+    bindings = own_sidecar_bindings(raw)
+    if bindings is None:
+        return SidecarVerdict.FOREIGN, None
+    if document is None:
+        return SidecarVerdict.ORPHAN, None
+    expiry = bound_expiry(bindings, document)
+    if expiry is UNBOUND or expiry is None:
+        return SidecarVerdict.STALE, None
+    assert isinstance(expiry, float)
+    return (SidecarVerdict.EXPIRED if is_expired(expiry, now) else SidecarVerdict.LIVE), expiry
+
+
+def binds_to_an_expiry(bindings: dict[str, float | None], data: bytes) -> bool:
+    """True if the sidecar binds these exact bytes to an expiry (not to ``None``, not unbound)."""
+    return bindings.get(digest(data)) is not None
 
 
 def bound_expiry(bindings: dict[str, float | None], data: bytes) -> float | object | None:

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from ._keys import encode_segment
+from ._keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
 from ._storage import Kind, Listing
 
 DOCUMENT_SUFFIX = ".json"
@@ -47,6 +47,38 @@ def temp_name(name: str) -> str:
 def is_temp_name(name: str) -> bool:
     """True only for names ``temp_name`` produces for a store file (so sweep may delete them)."""
     return _TEMP_NAME.fullmatch(name) is not None
+
+
+# -- ownership: what the store can prove it wrote (pure; sweep and verify --fix share these) --
+
+
+def key_for_name(name: str, key_file: bytes | None) -> str | None:
+    """The key an encoded file stem or directory name stands for, or ``None`` if it is not one.
+
+    A short name decodes by itself (``key_file`` is ignored). A hashed name decodes
+    only through ``key_file``, the bytes of its key file (``NAME.key`` beside a
+    file, ``NAME/.key`` inside a directory; ``None`` if absent), which must be the
+    UTF-8 key that hashes back to exactly this name. The caller reads the key file
+    only when ``is_hashed_name(name)``.
+    """
+    if not is_hashed_name(name):
+        return decode_segment(name)
+    if key_file is None:
+        return None
+    try:
+        key = key_file.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return key if matches_hashed_name(key, name) else None
+
+
+def is_own_key_file(name: str, raw: bytes) -> bool:
+    """True if ``raw``, the bytes of the key file of ``name`` (a file stem or directory
+    name), is one the store wrote: ``name`` is hashed and ``raw`` is its key.
+
+    A key file of a short name (``server.key`` beside ``server.json``) is never the store's.
+    """
+    return is_hashed_name(name) and key_for_name(name, raw) is not None
 
 
 class Location(NamedTuple):
@@ -89,7 +121,12 @@ def join(directory: str, name: str) -> str:
 
 
 class DirectoryContents(NamedTuple):
-    """A directory listing sorted into the store's roles (names without suffixes)."""
+    """A directory listing sorted into the store's roles (names without suffixes).
+
+    ``hidden`` holds regular files whose names start with a dot (full names), and
+    ``unsafe`` every name that is neither a regular file nor a directory (symlinks,
+    FIFOs, sockets), so a caller can tell "absent" from "present but never read".
+    """
 
     documents: set[str]
     logs: set[str]
@@ -97,14 +134,16 @@ class DirectoryContents(NamedTuple):
     key_files: set[str]
     directories: set[str]
     hidden: set[str]
+    unsafe: set[str]
 
 
 def classify(listing: Iterable[Listing]) -> DirectoryContents:
     """Sort a listing into documents, logs, sidecars, key files, sub-directories and hidden files.
 
-    Anything that is not ours (wrong suffix, dotted stem, symlink, FIFO) is left out.
+    Regular files that are not ours (wrong suffix, dotted stem) and directories
+    with a dot in their name are left out; non-regular names go to ``unsafe``.
     """
-    contents = DirectoryContents(set(), set(), set(), set(), set(), set())
+    contents = DirectoryContents(set(), set(), set(), set(), set(), set(), set())
     # One dict lookup per name: this runs for every file of every listing.
     buckets = {
         DOCUMENT_SUFFIX[1:]: contents.documents,
@@ -122,6 +161,9 @@ def classify(listing: Iterable[Listing]) -> DirectoryContents:
                     bucket.add(stem)
             elif name:
                 contents.hidden.add(name)
-        elif kind is directory and "." not in name:
-            contents.directories.add(name)
+        elif kind is directory:
+            if "." not in name:
+                contents.directories.add(name)
+        else:
+            contents.unsafe.add(name)
     return contents

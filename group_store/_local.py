@@ -33,6 +33,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
+_SNAPSHOT_ATTEMPTS = 16
 
 
 class LocalStorage:
@@ -155,10 +156,46 @@ class LocalStorage:
         return self.read_many(directory, (name,))[0]
 
     def read_many(self, directory: str, names: Sequence[str]) -> list[bytes | None]:
-        with self._dir(directory, create=False) as dir_fd:
-            if dir_fd is None:
-                return [None] * len(names)
+        # A snapshot (see Storage.read_many): lock-free, retried while writers replace the
+        # files under us; after _SNAPSHOT_ATTEMPTS the read takes the writers' lock instead,
+        # so it always ends (only rival writes can make an attempt fail).
+        for _ in range(1 if len(names) < 2 else _SNAPSHOT_ATTEMPTS):
+            with self._dir(directory, create=False) as dir_fd:
+                if dir_fd is None:
+                    return [None] * len(names)
+                contents = self._read_together(dir_fd, directory, names)
+            if contents is not None:
+                return contents
+        with self.lock(directory), self._dir(directory, create=False) as dir_fd:
+            assert dir_fd is not None
             return [self._read_in(dir_fd, directory, name) for name in names]
+
+    def _read_together(self, dir_fd: int, directory: str, names: Sequence[str]) -> list[bytes | None] | None:
+        """Each file's bytes, or ``None`` if a file read before the last open was replaced meanwhile.
+
+        Every file read stays open until the end, so its inode number cannot be reused by
+        a replacement; a file still at its name after the last open was current then.
+        The store never writes a document or sidecar in place, so same inode, same bytes.
+        """
+        contents: list[bytes | None] = []
+        opened: list[tuple[str, int, os.stat_result]] = []
+        try:
+            for name in names:
+                try:
+                    fd, status = self._open_regular_sized(dir_fd, directory, name, _READ_FLAGS)
+                except FileNotFoundError:
+                    contents.append(None)
+                    continue
+                opened.append((name, fd, status))
+                contents.append(_read_all(fd, status.st_size))
+            # The last file opened was current when it was opened; only the earlier ones need checking.
+            earlier = opened[:-1] if contents and contents[-1] is not None else opened
+            if len(names) > 1 and not all(_still_at(dir_fd, name, status) for name, _, status in earlier):
+                return None
+            return contents
+        finally:
+            for _, fd, _ in opened:
+                os.close(fd)
 
     def _read_in(self, dir_fd: int, directory: str, name: str) -> bytes | None:
         try:
@@ -370,6 +407,15 @@ def _read_all(fd: int, size: int) -> bytes:
         want = 1 << 16
         chunks.append(os.read(fd, want))
     return b"".join(chunks)
+
+
+def _still_at(dir_fd: int, name: str, status: os.stat_result) -> bool:
+    """True if ``name`` is still the file ``status`` describes (held open by the caller)."""
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (now.st_ino, now.st_dev) == (status.st_ino, status.st_dev)
 
 
 def _kind_in(dir_fd: int, name: str) -> Kind | None:

@@ -56,7 +56,10 @@ class Storage(Protocol):
         ...
 
     def read_many(self, directory: str, names: Sequence[str]) -> list[bytes | None]:
-        """``read()`` of each name in order (one directory walk for all)."""
+        """``read()`` of each name in order (one directory walk for all), as a snapshot:
+        the bytes returned were all in place at one moment, though a name reported absent
+        may have been created since. Lock-free; retried while writers replace the files,
+        and read under ``lock(directory)`` if they keep doing so."""
         ...
 
     def kinds(self, directory: str, names: Sequence[str]) -> list[Kind | None]:

@@ -22,6 +22,16 @@ values = st.recursive(
     max_leaves=6,
 )
 ttls = st.none() | st.integers(0, 20)
+# Files the store did not write, in the root and in a directory that is not a sub-store: every
+# sweep and write must leave them exactly as they are (issue 9 item 6).
+FOREIGN_FILES = {
+    "server.key": b"-----BEGIN PRIVATE KEY-----\n",
+    "a.key": b"a",  # beside an entry the model may create, but a short name has no key file
+    "notes.meta.json": b'{"author": "me"}\n',
+    ".important.tmp": b"draft",
+    "Node_Modules/tls.key": b"secret",
+    "Node_Modules/gone.meta.json": b'{\n  "expires_at": {}\n}\n',
+}
 
 
 class StoreModel(RuleBasedStateMachine):
@@ -32,6 +42,9 @@ class StoreModel(RuleBasedStateMachine):
         self.store = Store(self.root, clock=self.clock)
         # (view, key) -> ("doc", value, expiry | None) or ("log", items, None)
         self.model: dict[tuple[tuple[str, ...], str], tuple[str, Any, float | None]] = {}
+        for name, data in FOREIGN_FILES.items():
+            (self.root / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / name).write_bytes(data)
 
     def teardown(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -106,6 +119,11 @@ class StoreModel(RuleBasedStateMachine):
         assert self.store.sweep() == len(expired)
         for k in expired:
             del self.model[k]
+
+    @invariant()
+    def foreign_files_are_untouched(self) -> None:
+        for name, data in FOREIGN_FILES.items():
+            assert (self.root / name).read_bytes() == data, f"{name} was changed or removed"
 
     @invariant()
     def matches_model(self) -> None:

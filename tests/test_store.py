@@ -21,7 +21,7 @@ from group_store import (
     UnsafeFileError,
 )
 from group_store._expiry import encode_sidecar
-from group_store._layout import temp_name
+from group_store._layout import Location, temp_name
 from group_store.testing import FakeClock
 
 
@@ -376,3 +376,20 @@ def test_temporary_files_are_ignored(store: Store) -> None:
     (store.root_path / temp_name("k.json")).write_bytes(b"{")
     (store.root_path / "notes.txt").write_bytes(b"hi")
     assert store.keys() == ["k"]
+
+
+def test_a_batch_keeps_the_order_of_two_saves_to_one_key(store: Store, clock: FakeClock) -> None:
+    # The group-commit path must not let the second (plain) save of a key jump ahead of its first.
+    engine = store._engine
+    loc = engine.location("", (), "k")
+    batch: list[tuple[Location, bytes, float | None]] = [
+        (loc, b'"A"\n', clock.now + 10),
+        (loc, b'"A"\n', None),
+        (engine.location("", (), "other"), b"1\n", None),
+    ]
+    with engine.lock(""):
+        assert engine.save_many(batch) == [None, None, None]
+    assert store.expires_at("k") is None
+    clock.advance(20)
+    assert store.load("k") == "A"
+    assert store.load("other") == 1

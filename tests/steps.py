@@ -1,0 +1,71 @@
+"""Test helpers: a Storage that stops an operation between two of its storage calls.
+
+``StoppingStorage`` wraps a real ``LocalStorage`` and raises ``StoppedError`` instead of
+performing its n-th mutating call (write, write_many, append, remove), which leaves
+on disk exactly what a crash at that step would (the calls before it are complete,
+the rest never ran). Because ``StoppedError`` is not an ``OSError``, the store's error
+boundary lets it through untranslated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from group_store import Store
+from group_store._engine import Engine
+from group_store._expiry import Clock
+from group_store._local import LocalStorage
+from group_store._view import View
+
+MUTATING = frozenset({"write", "write_many", "append", "remove"})
+
+
+class StoppedError(Exception):
+    """Raised in place of the mutating call a crash would have prevented."""
+
+
+class StoppingStorage:
+    """Delegates to ``inner``; the mutating call numbered ``stop_at`` (from 0) raises ``StoppedError``.
+
+    ``calls`` counts the mutating calls performed. ``refuse`` maps a storage method
+    name to a predicate of its arguments; a call it accepts raises ``PermissionError``
+    (an unreadable directory, as chmod 000 would give a non-root user).
+    """
+
+    def __init__(self, inner: LocalStorage, stop_at: int | None = None) -> None:
+        self._inner = inner
+        self.stop_at = stop_at
+        self.calls = 0
+        self.refuse: dict[str, Callable[..., bool]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        refuse = self.refuse.get(name)
+        if name not in MUTATING and refuse is None:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if refuse is not None and refuse(*args, **kwargs):
+                raise PermissionError(13, "Permission denied (injected)", str(self._inner.path(*args[:1])))
+            if name in MUTATING:
+                if self.calls == self.stop_at:
+                    raise StoppedError(f"stopped before {name}{args[:2]}")
+                self.calls += 1
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def store_on(storage: Any, clock: Clock) -> Store:
+    """A ``Store`` whose engine uses ``storage`` (non-durable)."""
+    store = Store.__new__(Store)
+    View.__init__(store, Engine(storage, clock, durable=False), ())
+    return store
+
+
+def stopping_store(root: Path, clock: Clock, stop_at: int | None = None) -> tuple[Store, StoppingStorage]:
+    """A store on ``root`` whose storage stops at mutating call ``stop_at``."""
+    storage = StoppingStorage(LocalStorage(root), stop_at)
+    return store_on(storage, clock), storage
