@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import errno
 import os
+import random
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from group_store import CorruptEntryError, GroupStoreError, Store, format_store, verify_store
+from group_store._engine import Engine
 from group_store._expiry import digest, encode_sidecar
 from group_store._layout import temp_name
 from group_store._local import LocalStorage
+from tests.test_archive import _instrument
+from tests.test_tools_crash import _build_fixable_store, _damage, _expected
 
 LONG_KEY = "k" * 300  # hashed on disk, its text in NAME.key
 
@@ -211,3 +216,28 @@ def test_fmt_skips_and_reports_bad_files_and_formats_the_rest(tmp_path: Path, ca
     assert (root / "a" / "hand.meta.json").read_bytes() == b'{"expires_at": {}}'
     assert (root / "b" / "doc.json").read_bytes() == b'{\n  "y": 2\n}\n'
     assert Store(root).narrow("b").expires_at("doc").timestamp() == 4_000_000_000.0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("operation", ["verify-fix", "fmt"])
+def test_every_step_of_verify_fix_and_fmt_keeps_each_value_and_its_expiry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """After every storage call they make, each key reads as before, with the same expiry."""
+    root = tmp_path / "store"
+    expected = _build_fixable_store(root)
+    _damage(Engine(LocalStorage(root), time.time, durable=False), random.Random(7))
+    assert _expected(root) == expected
+    broken: list[str] = []
+
+    def check() -> None:
+        if _expected(root) != expected:
+            broken.append(calls[-1])
+
+    calls = _instrument(monkeypatch, root, check)
+    if operation == "fmt":
+        assert format_store(root, on_error=lambda error: None) > 0
+    else:
+        assert not verify_store(root, fix=True).ok  # the inexact and foreign files remain
+    assert len(calls) > 5
+    assert not broken, broken
+    assert verify_store(root).problems == verify_store(root, fix=True).problems
