@@ -25,10 +25,11 @@ from typing import Any, NoReturn
 import click
 import orjson
 
-from ._archive import export_store, import_store
+from ._archive import export_store
 from ._codec import InexactJSONError, loads_exact
 from ._diff import diff_stores
 from ._errors import GroupStoreError
+from ._import import import_store
 from ._inventory import engine_for, ignore, read_entry, scan_tree, walk, walk_directories
 from ._store import Store
 from ._verify import format_store, verify_store

@@ -28,7 +28,7 @@ from ._codec import decode_document, decode_log
 from ._engine import Engine, boundary
 from ._errors import GroupStoreError
 from ._expiry import Clock, is_expired, is_own_sidecar, to_datetime
-from ._keys import is_hashed_name
+from ._keys import decode_segment, is_hashed_name
 from ._layout import (
     DIRECTORY_KEY_FILE,
     DOCUMENT_SUFFIX,
@@ -148,6 +148,8 @@ def _decoder(engine: Engine, directory: str, on_error: ErrorHandler, failed: set
     cache: dict[str, str | None] = {}
 
     def decode(name: str) -> str | None:
+        if not is_hashed_name(name):
+            return decode_segment(name)  # reads nothing: the fast path of every listing
         if name not in cache:
             try:
                 with boundary(None, engine.storage, directory, name + KEY_SUFFIX):
