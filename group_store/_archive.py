@@ -172,19 +172,28 @@ def jsonl_records(archive: Path, report: ErrorHandler) -> Iterator[Record]:
 
     Raises:
         CorruptEntryError: if the header line is not ours.
+        StorageError: if the archive cannot be read.
     """
-    with open(archive, "rb") as lines:
+    try:
+        file = open(archive, "rb")  # noqa: SIM115 - closed below; opened here so a refusal is typed at once
+    except OSError as exc:
+        raise StorageError(exc.strerror or str(exc), path=archive, errno=exc.errno) from exc
+    with file:
         try:
-            header = orjson.loads(lines.readline() or b"null")
+            header = orjson.loads(file.readline() or b"null")
         except orjson.JSONDecodeError:
             header = None
         if not isinstance(header, dict) or header.get("group_store_archive") != ARCHIVE_FORMAT:
             raise CorruptEntryError("not a group_store .jsonl archive (bad header line)", path=archive)
-        for number, line in enumerate(lines, 2):
+        for number, line in enumerate(file, 2):
+            if not line.strip():
+                continue
             try:
-                yield _record(line)
+                record = _record(line)
             except (orjson.JSONDecodeError, InexactJSONError, KeyError, TypeError, ValueError) as exc:
                 report(CorruptEntryError(f"bad archive record on line {number} (skipped): {exc}", path=archive))
+                continue
+            yield record
 
 
 def _record(line: bytes) -> Record:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ._archive import archive_kind, extract_tar, jsonl_records
 from ._codec import encode_document, encode_lines, split_log
 from ._engine import Engine, boundary
-from ._errors import CorruptEntryError, GroupStoreError, StorageError
+from ._errors import CorruptEntryError, GroupStoreError
 from ._expiry import Clock, digest, encode_sidecar, index_line
 from ._inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, warn
 from ._keys import encode_segment, is_hashed_name
@@ -115,10 +115,7 @@ def import_store(
     source = Path(archive)
     engine = Engine(LocalStorage(Path(destination)), clock, durable=durable)
     if archive_kind(source) == "jsonl":
-        try:
-            return _write_all(engine, _jsonl_entries(source, report), progress, report)
-        except OSError as exc:
-            raise StorageError(exc.strerror or str(exc), path=source, errno=exc.errno) from exc
+        return _write_all(engine, _jsonl_entries(source, report), progress, report)
     with tempfile.TemporaryDirectory(prefix="group-store-import-") as private:
         extract_tar(source, Path(private))
         return _write_all(engine, _tar_entries(source, Path(private), report), progress, report)
