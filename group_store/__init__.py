@@ -1,7 +1,6 @@
 """group_store: a hierarchical, file-based JSON datastore for agent applications."""
 
 from ._archive import export_store as export_store
-from ._archive import import_store as import_store
 from ._datastore import DataStore as DataStore
 from ._diff import EntryChange as EntryChange
 from ._diff import StoreDiff as StoreDiff
@@ -19,6 +18,7 @@ from ._errors import StorageError as StorageError
 from ._errors import StoreClosedError as StoreClosedError
 from ._errors import UnsafeFileError as UnsafeFileError
 from ._handle import WriteHandle as WriteHandle
+from ._import import import_store as import_store
 from ._inventory import Entry as Entry
 from ._inventory import walk as walk
 from ._schema import TableSchema as TableSchema

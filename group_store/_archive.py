@@ -2,7 +2,9 @@
 
 Both round-trip keys, logs and expiries exactly. Lock files and temporary files are
 never archived. ``.tar.gz`` members are written in sorted order with fixed owner,
-mode and time, so exporting equal stores gives byte-identical archives.
+mode and time, so exporting equal stores gives byte-identical archives. Reading
+an archive (for diff and import, ``_import``) never writes outside a private
+temporary directory, and every value is parsed exactly.
 """
 
 from __future__ import annotations
@@ -10,23 +12,23 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import secrets
 import tarfile
 import tempfile
-import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
 
-from ._errors import CorruptEntryError, InvalidArgumentError
-from ._expiry import Clock
-from ._inventory import EntryKind, walk
+from ._codec import InexactJSONError, loads_exact
+from ._errors import CorruptEntryError, GroupStoreError, InvalidArgumentError, StorageError
+from ._inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, walk, warn
 from ._layout import LOCK_NAME, is_temp_name
-from ._store import Store
 
 ARCHIVE_FORMAT = 1
 Progress = Callable[[int], None]
@@ -42,7 +44,7 @@ class Record:
     expires_at: datetime | None
 
 
-def _archive_kind(path: Path) -> str:
+def archive_kind(path: Path) -> str:
     name = path.name
     if name.endswith(".tar.gz") or name.endswith(".tgz"):
         return "tar"
@@ -51,13 +53,21 @@ def _archive_kind(path: Path) -> str:
     raise InvalidArgumentError("an archive must end in .tar.gz, .tgz or .jsonl", path=path)
 
 
-def _store_files(root: str) -> Iterator[tuple[str, str]]:
-    """(absolute path, archive name) of every archivable regular file, in sorted order."""
+# -- export ------------------------------------------------------------------------------
+
+
+def _store_files(root: str, report: ErrorHandler) -> Iterator[tuple[str, str]]:
+    """(absolute path, archive name) of every archivable regular file, in sorted order.
+    A directory that cannot be listed is reported and skipped."""
     pending = [("", root)]
     while pending:
         relative, directory = pending.pop()
-        with os.scandir(directory) as scan:
-            entries = sorted(scan, key=lambda entry: entry.name)
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as exc:
+            report(StorageError(f"cannot list directory: {exc.strerror}", path=directory, errno=exc.errno))
+            continue
         subdirectories = []
         for entry in entries:
             name = f"{relative}/{entry.name}" if relative else entry.name
@@ -68,31 +78,63 @@ def _store_files(root: str) -> Iterator[tuple[str, str]]:
         pending.extend(reversed(subdirectories))
 
 
+def _read_regular(path: str) -> bytes:
+    """A regular file's bytes, never through a symlink or into a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as file:
+        return file.read()
+
+
+@contextmanager
+def _atomic_output(target: Path) -> Iterator[io.BufferedWriter]:
+    """A file that appears at ``target`` complete, or not at all (temp file, then rename)."""
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        with open(temp, "xb") as out:
+            yield out
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def export_store(
-    source: str | os.PathLike[str], archive: str | os.PathLike[str], *, progress: Progress | None = None
+    source: str | os.PathLike[str],
+    archive: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+    on_error: ErrorHandler | None = None,
 ) -> int:
     """Write the store under ``source`` to ``archive``; return the number of files or entries written.
 
+    The archive appears complete or not at all (written to a temporary file, then
+    renamed). A file or directory that cannot be read, and (``.jsonl``) an entry whose
+    sidecar is malformed or whose JSON is invalid or cannot be loaded exactly, is
+    passed to ``on_error`` (default: a warning on logger ``group_store``) and left
+    out; the rest is exported.
+
     Raises:
         InvalidArgumentError: for an archive name that is neither ``.tar.gz`` nor ``.jsonl``.
-        CorruptEntryError: (``.jsonl`` only) for an entry that is not valid JSON.
     """
+    report = warn if on_error is None else on_error
     source, target = Path(source), Path(archive)
     count = 0
-    if _archive_kind(target) == "tar":
+    if archive_kind(target) == "tar":
         # Level 6, as gzip and tar czf default to (tarfile's default 9 is several times
         # slower), behind a large buffer so zlib sees big chunks, not 512-byte blocks.
         # mtime=0 in the gzip header too: equal stores give byte-identical archives.
         # No file name in the gzip header either (it would differ between archive names).
         with (
-            open(target, "wb") as raw,
+            _atomic_output(target) as raw,
             gzip.GzipFile("", "wb", compresslevel=6, fileobj=raw, mtime=0) as compressed,
             io.BufferedWriter(compressed, 1 << 20) as buffered,
             tarfile.open(fileobj=buffered, mode="w", format=tarfile.GNU_FORMAT) as tar,
         ):
-            for path, name in _store_files(str(source)):
-                with open(path, "rb") as file:
-                    data = file.read()
+            for path, name in _store_files(str(source), report):
+                try:
+                    data = _read_regular(path)
+                except OSError as exc:
+                    report(StorageError(f"cannot read: {exc.strerror}", path=path, errno=exc.errno))
+                    continue
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(data), 0o600, 0
                 tar.addfile(info, io.BytesIO(data))
@@ -100,14 +142,19 @@ def export_store(
                 if progress:
                     progress(1)
         return count
-    with open(target, "wb") as out:
+    with _atomic_output(target) as out:
         out.write(orjson.dumps({"group_store_archive": ARCHIVE_FORMAT}, option=orjson.OPT_APPEND_NEWLINE))
-        for entry in walk(source, include_expired=True):
+        for entry in walk(source, include_expired=True, on_error=report):
+            try:
+                value = entry.value()
+            except GroupStoreError as exc:
+                report(exc)
+                continue
             record = {
                 "path": list(entry.segments),
                 "key": entry.key,
                 "kind": entry.kind,
-                "value": entry.value(),
+                "value": value,
                 "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
             }
             out.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
@@ -117,94 +164,131 @@ def export_store(
     return count
 
 
-def _jsonl_records(archive: Path) -> Iterator[Record]:
-    with open(archive, "rb") as lines:
-        header = orjson.loads(lines.readline() or b"null")
-        if not isinstance(header, dict) or header.get("group_store_archive") != ARCHIVE_FORMAT:
-            raise CorruptEntryError("not a group_store .jsonl archive (bad header line)", path=archive)
-        for number, line in enumerate(lines, 2):
-            try:
-                record = orjson.loads(line)
-                expires = record["expires_at"]
-                yield Record(
-                    (*record["path"], record["key"]),
-                    record["kind"],
-                    record["value"],
-                    datetime.fromisoformat(expires) if expires else None,
-                )
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise CorruptEntryError(f"bad archive record on line {number}: {exc}", path=archive) from exc
+# -- reading archives --------------------------------------------------------------------
 
 
-def _extract_tar(archive: Path, destination: Path, progress: Progress | None) -> int:
-    count = 0
-    with tarfile.open(archive, "r:*") as tar:
-        for member in tar:
-            if not (member.isfile() or member.isdir()):
-                raise CorruptEntryError(f"archive member {member.name!r} is not a file or directory", path=archive)
-            # The "data" filter refuses absolute paths, "..", links and device files.
-            tar.extract(member, destination, filter="data")
-            if member.isfile():
-                os.chmod(destination / member.name, 0o600)
-                count += 1
-                if progress:
-                    progress(1)
-    return count
-
-
-def import_store(
-    archive: str | os.PathLike[str],
-    destination: str | os.PathLike[str],
-    *,
-    progress: Progress | None = None,
-    clock: Clock = time.time,
-) -> int:
-    """Load ``archive`` into the store at ``destination`` (created if missing; existing entries
-    with the same keys are replaced); return the number of files or entries read.
+def jsonl_records(archive: Path, report: ErrorHandler) -> Iterator[Record]:
+    """The records of a ``.jsonl`` archive, each value parsed exactly; a bad line is reported and skipped.
 
     Raises:
-        CorruptEntryError: for an archive that is damaged or not ours.
-        InvalidArgumentError: for an archive name that is neither ``.tar.gz`` nor ``.jsonl``.
+        CorruptEntryError: if the header line is not ours.
+        StorageError: if the archive cannot be read.
     """
-    source, target = Path(archive), Path(destination)
-    if _archive_kind(source) == "tar":
-        target.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return _extract_tar(source, target, progress)
-    store = Store(target, clock=clock)
-    count = 0
-    for record in _jsonl_records(source):
-        *segments, key = record.address
-        view = store.narrow(*segments) if segments else store
-        view.delete(key)
-        if record.kind == "log":
-            view.append(key, record.value)
-        else:
-            view.save(key, record.value, expires_at=record.expires_at)
-        count += 1
-        if progress:
-            progress(1)
-    return count
+    try:
+        file = open(archive, "rb")  # noqa: SIM115 - closed below; opened here so a refusal is typed at once
+    except OSError as exc:
+        raise StorageError(exc.strerror or str(exc), path=archive, errno=exc.errno) from exc
+    with file:
+        try:
+            header = orjson.loads(file.readline() or b"null")
+        except orjson.JSONDecodeError:
+            header = None
+        if not isinstance(header, dict) or header.get("group_store_archive") != ARCHIVE_FORMAT:
+            raise CorruptEntryError("not a group_store .jsonl archive (bad header line)", path=archive)
+        for number, line in enumerate(file, 2):
+            if not line.strip():
+                continue
+            try:
+                record = _record(line)
+            except (orjson.JSONDecodeError, InexactJSONError, KeyError, TypeError, ValueError) as exc:
+                report(CorruptEntryError(f"bad archive record on line {number} (skipped): {exc}", path=archive))
+                continue
+            yield record
+
+
+def _record(line: bytes) -> Record:
+    record = loads_exact(line)
+    path, key, kind, expires = record["path"], record["key"], record["kind"], record["expires_at"]
+    if not isinstance(path, list) or not all(isinstance(part, str) for part in path) or not isinstance(key, str):
+        raise TypeError("path must be a list of strings and key a string")
+    if kind not in ("document", "log") or (kind == "log" and not isinstance(record["value"], list)):
+        raise ValueError(f"kind must be 'document' or 'log' (a log's value a list), not {kind!r}")
+    expiry = None
+    if expires is not None:
+        expiry = datetime.fromisoformat(expires)
+        if expiry.tzinfo is None:
+            raise ValueError(f"expires_at must carry a time zone: {expires!r}")
+    return Record((*path, key), kind, record["value"], expiry)
+
+
+def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
+    if not (member.isfile() or member.isdir()):
+        raise CorruptEntryError(f"archive member {member.name!r} is a link or device; refused", path=archive)
+    parts = PurePosixPath(member.name).parts
+    if member.name.startswith("/") or ".." in parts:
+        raise CorruptEntryError(f"archive member {member.name!r} leaves the archive's root; refused", path=archive)
+
+
+def extract_tar(archive: Path, destination: Path) -> None:
+    """Extract ``archive`` into the private directory ``destination``, refusing the whole
+    archive (before anything else is done with it) for absolute paths, ``..``, links or devices.
+
+    Raises:
+        CorruptEntryError: for a refused member or a damaged archive.
+        StorageError: if the archive cannot be read.
+    """
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                _check_member(archive, member)
+            for member in members:
+                # The "data" filter refuses the same again, and strips modes we do not want.
+                tar.extract(member, destination, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise CorruptEntryError(f"damaged or not a tar archive: {exc}", path=archive) from exc
+    except OSError as exc:
+        raise StorageError(exc.strerror or str(exc), path=archive, errno=exc.errno) from exc
+
+
+# -- reading any side of a diff ----------------------------------------------------------
 
 
 @contextmanager
-def opened(path: str | os.PathLike[str]) -> Iterator[Path | list[Record]]:
-    """A store directory as it is, a ``.tar.gz`` extracted to a temporary directory, or a ``.jsonl``'s records."""
+def opened(path: str | os.PathLike[str], report: ErrorHandler) -> Iterator[Path | Iterator[Record]]:
+    """A store directory as it is, a ``.tar.gz`` extracted to a private temporary directory,
+    or a ``.jsonl``'s records.
+
+    Raises:
+        CorruptEntryError: for a damaged archive, or a ``.tar.gz`` with an escaping member.
+    """
     location = Path(path)
     if location.is_dir():
         yield location
-    elif _archive_kind(location) == "jsonl":
-        yield list(_jsonl_records(location))
+    elif archive_kind(location) == "jsonl":
+        yield jsonl_records(location, report)
     else:
         with tempfile.TemporaryDirectory(prefix="group-store-") as directory:
-            _extract_tar(location, Path(directory), None)
+            extract_tar(location, Path(directory))
             yield Path(directory)
 
 
-def records(path: str | os.PathLike[str]) -> Iterator[Record]:
-    """Every entry of a store directory or archive, expired ones included, in address order."""
-    with opened(path) as source:
-        if isinstance(source, list):
+def records(
+    path: str | os.PathLike[str],
+    on_error: ErrorHandler | None = None,
+    unreadable: set[tuple[str, ...]] | None = None,
+) -> Iterator[Record]:
+    """Every entry of a store directory or archive, expired ones included, in address order.
+
+    An entry that cannot be read or parsed exactly is passed to ``on_error``
+    (default: a warning on logger ``group_store``) and skipped; its address is
+    added to ``unreadable`` if given.
+    """
+    report = warn if on_error is None else on_error
+    with opened(path, report) as source:
+        if not isinstance(source, Path):
             yield from sorted(source, key=lambda record: record.address)
             return
-        for entry in walk(source, include_expired=True):
-            yield Record(entry.address, entry.kind, entry.value(), entry.expires_at)
+        engine = engine_for(source)
+        for scan in scan_tree(engine, "", report):
+            found: list[Record] = []
+            for name in scan.entries:
+                try:
+                    entry = read_entry(engine, scan, name, True, 0.0)
+                    if entry is not None:
+                        found.append(Record(entry.address, entry.kind, entry.value(), entry.expires_at))
+                except GroupStoreError as exc:
+                    report(exc)
+                    if unreadable is not None:
+                        unreadable.add((*scan.segments, scan.entries[name]))
+            yield from sorted(found, key=lambda record: record.address)

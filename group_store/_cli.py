@@ -3,6 +3,14 @@
 Every command takes the store directory first and a key as the ``narrow()``
 segments followed by the entry key. Exit codes: 0 success, 1 differences or
 problems found, 2 usage or I/O errors (one line on stderr, no traceback).
+
+Commands over many entries never stop at a bad one (a malformed sidecar, invalid
+JSON, an unreadable file or directory): each is named on one stderr line
+(``group-store: skipped: ...``) and the command carries on. ``tree`` and ``stats``
+still exit 0 (they show what they could read); ``fmt``, ``export`` and ``import``
+exit 1 when they skipped something (their result is incomplete); ``diff`` exits 1
+when an entry could not be read on either side (equality cannot be confirmed);
+``verify`` lists such files as problems and exits 1.
 """
 
 from __future__ import annotations
@@ -17,11 +25,12 @@ from typing import Any, NoReturn
 import click
 import orjson
 
-from ._archive import export_store, import_store
+from ._archive import export_store
+from ._codec import InexactJSONError, loads_exact
 from ._diff import diff_stores
 from ._errors import GroupStoreError
-from ._inventory import engine_for, walk, walk_directories
-from ._layout import is_temp_name
+from ._import import import_store
+from ._inventory import engine_for, ignore, read_entry, scan_tree, walk, walk_directories
 from ._store import Store
 from ._verify import format_store, verify_store
 
@@ -42,6 +51,21 @@ def _errors() -> Iterator[None]:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+
+
+class _Skipped:
+    """An ``on_error`` that names each skipped entry on one stderr line and counts them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, error: GroupStoreError) -> None:
+        self.count += 1
+        click.echo(f"group-store: skipped: {error}", err=True)
+
+    def exit_if_any(self) -> None:
+        if self.count:
+            raise SystemExit(EXIT_FOUND)
 
 
 @contextmanager
@@ -89,7 +113,7 @@ def _size(count: int) -> str:
 
 
 def _directory_count(root: Path) -> int:
-    return sum(1 for _ in walk_directories(engine_for(root)))
+    return sum(1 for _ in walk_directories(engine_for(root), on_error=ignore))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -112,14 +136,18 @@ def cli() -> None:
 def tree(store: str, keys: tuple[str, ...], as_json: bool) -> None:
     """Show the hierarchy with entry counts, sizes and TTLs."""
     root = _existing_store(store)
+    skipped = _Skipped()
     with _errors():
         start = _view(root, keys).root_path
         nodes: dict[tuple[str, ...], dict[str, Any]] = {}
-        for _, segments in walk_directories(engine_for(start)):
+        # Errors are named once, by the walk below, which lists the same directories.
+        for _, segments in walk_directories(engine_for(start), on_error=ignore):
             nodes[segments] = {"name": segments[-1] if segments else str(start), "entries": [], "children": []}
-            if segments:
+            if segments and segments[:-1] in nodes:
                 nodes[segments[:-1]]["children"].append(nodes[segments])
-        for entry in walk(start):
+        for entry in walk(start, on_error=skipped):
+            if entry.segments not in nodes:
+                continue  # a directory created after the listing above
             expires = entry.expires_at.isoformat() if entry.expires_at else None
             info = {"key": entry.key, "kind": entry.kind, "size": len(entry.raw), "expires_at": expires}
             nodes[entry.segments]["entries"].append(info)
@@ -197,9 +225,11 @@ def put(
         else:
             raw = sys.stdin.buffer.read()
     try:
-        value = orjson.loads(raw)
+        value = loads_exact(raw)
     except orjson.JSONDecodeError as exc:
         _fail(f"the value is not valid JSON: {exc}")
+    except InexactJSONError as exc:
+        _fail(f"the value cannot be stored exactly: {exc}")
     with _errors():
         view = _view(Path(store), segments)
         view.save(key, value, ttl=ttl)
@@ -251,19 +281,30 @@ def sweep(store: str, keys: tuple[str, ...], dry_run: bool, as_json: bool) -> No
 def stats(store: str, as_json: bool) -> None:
     """Count directories, entries, bytes, TTLs and leftovers."""
     root = _existing_store(store)
+    skipped = _Skipped()
     with _errors():
         now = datetime.now(UTC)
-        result = {"directories": _directory_count(root), "documents": 0, "logs": 0, "log_items": 0}
-        result.update({"bytes": 0, "with_ttl": 0, "expired_unswept": 0})
-        for entry in walk(root, include_expired=True):
-            result["documents" if entry.kind == "document" else "logs"] += 1
-            result["bytes"] += len(entry.raw)
-            if entry.kind == "log":
-                result["log_items"] += entry.raw.count(b"\n")
-            if entry.expires_at is not None:
-                result["with_ttl"] += 1
-                result["expired_unswept"] += entry.expires_at <= now
-        result["temporary_files"] = sum(1 for path in root.rglob(".*") if is_temp_name(path.name))
+        result = {"directories": 0, "documents": 0, "logs": 0, "log_items": 0}
+        result.update({"bytes": 0, "with_ttl": 0, "expired_unswept": 0, "temporary_files": 0})
+        engine = engine_for(root)
+        for scan in scan_tree(engine, "", skipped):
+            result["directories"] += 1
+            result["temporary_files"] += len(scan.temps)
+            for name in scan.entries:
+                try:
+                    entry = read_entry(engine, scan, name, True, now.timestamp())
+                except GroupStoreError as exc:
+                    skipped(exc)
+                    continue
+                if entry is None:
+                    continue
+                result["documents" if entry.kind == "document" else "logs"] += 1
+                result["bytes"] += len(entry.raw)
+                if entry.kind == "log":
+                    result["log_items"] += entry.raw.count(b"\n")
+                if entry.expires_at is not None:
+                    result["with_ttl"] += 1
+                    result["expired_unswept"] += entry.expires_at <= now
     _emit(as_json, result, "\n".join(f"{name}: {value}" for name, value in result.items()))
 
 
@@ -296,9 +337,11 @@ def verify(store: str, fix: bool, as_json: bool) -> None:
 def fmt(store: str, as_json: bool) -> None:
     """Rewrite every file canonically (expiries kept)."""
     root = _existing_store(store)
+    skipped = _Skipped()
     with _errors(), _progress("formatting", _directory_count(root)) as advance:
-        changed = format_store(root, progress=advance)
-    _emit(as_json, {"rewritten": changed}, f"rewrote {changed} files")
+        changed = format_store(root, progress=advance, on_error=skipped)
+    _emit(as_json, {"rewritten": changed, "skipped": skipped.count}, f"rewrote {changed} files")
+    skipped.exit_if_any()
 
 
 @cli.command()
@@ -310,16 +353,20 @@ def diff(a: str, b: str, as_json: bool) -> None:
     for side in (a, b):
         if not Path(side).exists():
             _fail(f"no store or archive at {side!r}")
+    skipped = _Skipped()
     with _errors():
-        result = diff_stores(a, b)
+        result = diff_stores(a, b, on_error=skipped)
     changes = [{"address": list(c.address), "change": c.change, "detail": c.detail} for c in result.changes]
     lines = []
     for c in result.changes:
         lines.append(f"{c.change}: {' '.join(c.address)}")
         lines.extend("    " + line for line in c.detail.splitlines())
     lines.append(f"{len(changes)} entries differ" if changes else "no differences")
-    _emit(as_json, {"equal": not changes, "changes": changes}, "\n".join(lines))
-    if changes:
+    if skipped.count:
+        lines[-1] += f" among readable entries; {skipped.count} could not be read"
+    equal = not changes and not skipped.count
+    _emit(as_json, {"equal": equal, "changes": changes, "unreadable": skipped.count}, "\n".join(lines))
+    if not equal:
         raise SystemExit(EXIT_FOUND)
 
 
@@ -331,9 +378,12 @@ def export_(source: str, archive: str, as_json: bool) -> None:
     """Write a store to one .tar.gz or .jsonl file."""
     root = _existing_store(source)
     total = sum(1 for path in root.rglob("*") if path.is_file())
+    skipped = _Skipped()
     with _errors(), _progress("exporting", total) as advance:
-        count = export_store(root, archive, progress=advance)
-    _emit(as_json, {"archive": archive, "items": count}, f"exported {count} items to {archive}")
+        count = export_store(root, archive, progress=advance, on_error=skipped)
+    result = {"archive": archive, "items": count, "skipped": skipped.count}
+    _emit(as_json, result, f"exported {count} items to {archive}")
+    skipped.exit_if_any()
 
 
 @cli.command(name="import")
@@ -344,6 +394,9 @@ def import_(archive: str, destination: str, as_json: bool) -> None:
     """Load a .tar.gz or .jsonl archive into a store."""
     if not Path(archive).is_file():
         _fail(f"no archive at {archive!r}")
+    skipped = _Skipped()
     with _errors(), _progress("importing", None) as advance:
-        count = import_store(archive, destination, progress=advance)
-    _emit(as_json, {"destination": destination, "items": count}, f"imported {count} items into {destination}")
+        count = import_store(archive, destination, progress=advance, on_error=skipped)
+    result = {"destination": destination, "items": count, "skipped": skipped.count}
+    _emit(as_json, result, f"imported {count} items into {destination}")
+    skipped.exit_if_any()

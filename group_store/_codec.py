@@ -7,10 +7,17 @@ changes. Only what loads back equal is accepted: ``dict`` with ``str`` keys,
 and ``None`` (plus what orjson writes as one of those, such as enums).
 ``datetime`` and dataclasses are refused because they would load back as a
 string or a dict.
+
+Decoding is exact: a file either loads to exactly the value its text spells or
+raises. orjson keeps the last of duplicate object keys and reads integers beyond
+64 bits as floats; such a file raises ``CorruptEntryError`` naming the reason,
+so nothing (``load()``, tables, ``verify --fix``, ``fmt``, import) ever changes a
+value by reading and rewriting it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +30,7 @@ from ._errors import CorruptEntryError, SerializationError
 _STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _DOCUMENT = _STRICT | orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
 _LINE = _STRICT | orjson.OPT_APPEND_NEWLINE
+_MIN_INT, _MAX_INT = -(2**63), 2**64 - 1  # what orjson reads as an int; beyond, a float
 
 
 def _find_non_finite(value: Any) -> float | None:
@@ -77,16 +85,125 @@ def encode_lines(key: str, items: Iterable[Any]) -> bytes:
     return b"".join(chunks)
 
 
-def decode_document(key: str, path: Path, raw: bytes) -> Any:
-    """Parse a document file.
+class InexactJSONError(ValueError):
+    """Valid JSON that orjson would not read back as the value it spells.
+
+    A duplicate object key (orjson keeps the last one), an integer beyond 64 bits
+    (orjson reads it as a float) or a number too large for a float.
+    """
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InexactJSONError(f"duplicate key {key!r} (orjson would keep only the last)")
+            seen.add(key)
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:  # beyond sys.get_int_max_str_digits()
+        raise InexactJSONError(f"integer of {len(text)} digits is beyond 64 bits") from exc
+    if not _MIN_INT <= value <= _MAX_INT:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise InexactJSONError(f"integer {shown} is beyond 64 bits (it would load as a float)")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InexactJSONError(f"number {text[:40]} is too large for a float")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise InexactJSONError(f"{text} is not JSON")
+
+
+def _strict_loads(raw: bytes) -> Any:
+    """The standard library's reading of ``raw``, refusing whatever orjson would read differently."""
+    return json.loads(
+        raw,
+        object_pairs_hook=_unique_pairs,
+        parse_int=_bounded_int,
+        parse_float=_finite_float,
+        parse_constant=_no_constant,
+    )
+
+
+def _loads(raw: bytes, option: int) -> tuple[Any, bool]:
+    """The value ``raw`` spells, and whether ``raw`` is its canonical encoding under ``option``.
+
+    The common case costs one ``orjson.dumps`` more than a plain load: bytes equal
+    to the canonical re-encoding of what orjson parsed are exact by construction
+    (a dropped duplicate key or an integer read as a float cannot re-encode to the
+    same bytes). Only other bytes (hand-written, another tool's layout) are read
+    again by the standard library with strict hooks, whose value is returned.
 
     Raises:
-        CorruptEntryError: naming ``key`` and ``path``, if ``raw`` is not valid JSON.
+        orjson.JSONDecodeError: if ``raw`` is not valid JSON.
+        InexactJSONError: if it is valid JSON that cannot be loaded exactly.
+    """
+    value = orjson.loads(raw)
+    if orjson.dumps(value, option=option) == raw:
+        return value, True
+    try:
+        return _strict_loads(raw), False
+    except RecursionError as exc:  # orjson parsed it, so it is only too deep for the stdlib parser
+        raise InexactJSONError("nested too deeply to check") from exc
+
+
+def parse_document(raw: bytes) -> tuple[Any, bool]:
+    """A document's value, and whether ``raw`` is already in canonical layout.
+
+    Raises:
+        orjson.JSONDecodeError: if ``raw`` is not valid JSON.
+        InexactJSONError: if it is valid JSON that cannot be loaded exactly.
+    """
+    return _loads(raw, _DOCUMENT)
+
+
+def parse_line(line: bytes) -> tuple[Any, bool]:
+    """One log line's value (without its newline), and whether it is compact canonical JSON.
+
+    Raises:
+        orjson.JSONDecodeError: if ``line`` is not valid JSON.
+        InexactJSONError: if it is valid JSON that cannot be loaded exactly.
+    """
+    return _loads(line, 0)
+
+
+def loads_exact(raw: bytes | str) -> Any:
+    """Parse JSON text from anywhere (a command line, an archive record) exactly.
+
+    Raises:
+        orjson.JSONDecodeError: if ``raw`` is not valid JSON.
+        InexactJSONError: if it is valid JSON that cannot be loaded exactly.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
+    return _loads(data, 0)[0]
+
+
+def decode_document(key: str, path: Path, raw: bytes) -> Any:
+    """Parse a document file exactly.
+
+    Raises:
+        CorruptEntryError: naming ``key``, ``path`` and the reason, if ``raw`` is not
+            valid JSON or is JSON orjson cannot read exactly (a duplicate key, an
+            integer beyond 64 bits).
     """
     try:
-        return orjson.loads(raw)
+        return _loads(raw, _DOCUMENT)[0]
     except orjson.JSONDecodeError as exc:
         raise CorruptEntryError(f"invalid JSON: {exc}", key=key, path=path) from exc
+    except InexactJSONError as exc:
+        raise CorruptEntryError(f"JSON that cannot be loaded exactly: {exc}", key=key, path=path) from exc
 
 
 def split_log(raw: bytes) -> tuple[list[bytes], int]:
@@ -102,17 +219,33 @@ def split_log(raw: bytes) -> tuple[list[bytes], int]:
 
 
 def decode_log(key: str, path: Path, raw: bytes, last: int | None = None) -> list[Any]:
-    """Parse the complete lines of a log, oldest first; only the newest ``last`` if given.
+    """Parse the complete lines of a log exactly, oldest first; only the newest ``last`` if given.
 
     Raises:
-        CorruptEntryError: naming ``key``, ``path`` and the line number of a bad line.
+        CorruptEntryError: naming ``key``, ``path``, the line number and the reason,
+            for a line that is not valid JSON or cannot be loaded exactly.
     """
     lines, _ = split_log(raw)
     first = 0 if last is None else max(len(lines) - last, 0)
+    selected = lines[first:]
     items: list[Any] = []
-    for number, line in enumerate(lines[first:], first + 1):
+    for number, line in enumerate(selected, first + 1):
         try:
             items.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
             raise CorruptEntryError(f"invalid JSON on log line {number}: {exc}", key=key, path=path) from exc
+    # One re-encoding for the whole log instead of one per line: the compact list
+    # encoding is "[" + the canonical lines joined by "," + "]", and it equals the
+    # lines as written only if every line is canonical (a line is one complete JSON
+    # value, so a "," can neither end one early nor hide inside one), hence exact.
+    if orjson.dumps(items) != b"[" + b",".join(selected) + b"]":
+        items = [_exact_line(key, path, number, line) for number, line in enumerate(selected, first + 1)]
     return items
+
+
+def _exact_line(key: str, path: Path, number: int, line: bytes) -> Any:
+    try:
+        return _loads(line, 0)[0]
+    except InexactJSONError as exc:
+        detail = f"log line {number} cannot be loaded exactly: {exc}"
+        raise CorruptEntryError(detail, key=key, path=path) from exc

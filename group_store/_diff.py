@@ -12,6 +12,7 @@ import orjson
 
 from ._archive import Record, records
 from ._codec import encode_document, encode_lines
+from ._inventory import ErrorHandler
 
 ChangeKind = Literal["added", "removed", "changed"]
 
@@ -70,15 +71,30 @@ def _describe(a: Record, b: Record) -> str | None:
 
 
 def diff_stores(
-    a: str | os.PathLike[str], b: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None
+    a: str | os.PathLike[str],
+    b: str | os.PathLike[str],
+    *,
+    progress: Callable[[int], None] | None = None,
+    on_error: ErrorHandler | None = None,
 ) -> StoreDiff:
     """Compare two stores (directories, ``.tar.gz`` or ``.jsonl`` archives) entry by entry.
 
+    An entry that cannot be read on either side (invalid JSON, JSON that cannot be
+    loaded exactly, a malformed sidecar, an unreadable file or directory) is passed
+    to ``on_error`` (default: a warning on logger ``group_store``) and left out of
+    the comparison on both sides, so it shows as neither added nor removed; the
+    rest is compared. A caller that must not pass such stores as equal counts the
+    errors (the command line exits 1 then).
+
     Raises:
-        CorruptEntryError: for an entry or archive that cannot be read.
+        CorruptEntryError: for an archive that is damaged or not ours.
     """
-    left = {record.address: record for record in records(a)}
-    right = {record.address: record for record in records(b)}
+    unreadable: set[tuple[str, ...]] = set()
+    left = {record.address: record for record in records(a, on_error, unreadable)}
+    right = {record.address: record for record in records(b, on_error, unreadable)}
+    for address in unreadable:
+        left.pop(address, None)
+        right.pop(address, None)
     changes: list[EntryChange] = []
     for address in sorted(left.keys() | right.keys()):
         if address not in right:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ._codec import encode_document, encode_lines
+from ._errors import GroupStoreError
 from ._inventory import walk
 from ._layout import SIDECAR_SUFFIX
 from ._view import View
@@ -76,10 +77,19 @@ class Masks:
         return text
 
 
+def _strict(error: GroupStoreError) -> None:
+    # A snapshot that silently left out an unreadable entry could pass where it must fail.
+    raise error
+
+
 def render(root: Path, masks: Masks, include_metadata: bool) -> dict[str, str]:
-    """The subtree under ``root`` as ``{relative file path: masked canonical text}``."""
+    """The subtree under ``root`` as ``{relative file path: masked canonical text}``.
+
+    Raises:
+        GroupStoreError: for the first entry or directory that cannot be read.
+    """
     files: dict[str, str] = {}
-    for entry in walk(root, include_expired=True):
+    for entry in walk(root, include_expired=True, on_error=_strict):
         relative = entry.path.relative_to(root).as_posix()
         if entry.kind == "document":
             data = encode_document(entry.key, masks.value(entry.value()))

@@ -1,22 +1,29 @@
-"""Consistency check of a store on disk (``verify``) and canonical rewriting (``fmt``)."""
+"""Consistency check of a store on disk (``verify``) and canonical rewriting (``fmt``).
+
+Neither ever changes a value or a file the store did not write. A document or log
+line that cannot be loaded exactly (a duplicate key, an integer beyond 64 bits) is
+reported and never rewritten; foreign files are listed and never touched; ``fix``
+removes only leftovers in the store's exact forms (see ``_inventory``). One bad
+entry or directory is reported and the check carries on.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from ._codec import encode_document, split_log
+from ._codec import InexactJSONError, decode_document, encode_document, parse_document, parse_line, split_log
 from ._engine import Engine, boundary
-from ._expiry import Clock, decode_sidecar
-from ._inventory import engine_for, walk_directories
-from ._keys import is_hashed_name
-from ._layout import DIRECTORY_KEY_FILE, KEY_SUFFIX, Location, classify, is_temp_name, join
-from ._storage import Kind, Storage
+from ._errors import CorruptEntryError, GroupStoreError
+from ._expiry import Clock, decode_sidecar, is_own_sidecar
+from ._inventory import DirectoryScan, ErrorHandler, engine_for, ignore, scan_directory, scan_tree, warn
+from ._layout import KEY_SUFFIX, SIDECAR_SUFFIX, Location
+from ._storage import Storage
 
 Progress = Callable[[int], None]
 
@@ -26,9 +33,13 @@ class Problem:
     """One thing ``verify_store`` found.
 
     Attributes:
-        kind: ``invalid-json``, ``corrupt-log-line``, ``torn-log``, ``non-canonical``,
-            ``orphan-sidecar``, ``malformed-sidecar``, ``orphan-key-file``,
-            ``temp-file``, ``undecodable-name`` or ``unsafe-file``.
+        kind: ``invalid-json``, ``inexact-json`` (valid JSON that cannot be loaded
+            exactly), ``corrupt-log-line``, ``inexact-log-line``, ``torn-log``,
+            ``non-canonical``, ``orphan-sidecar``, ``malformed-sidecar``,
+            ``orphan-key-file``, ``temp-file``, ``foreign-file`` (a file or directory
+            the store did not write), ``unsafe-file`` (a symlink, FIFO, socket or
+            device) or ``unreadable`` (a file or directory that could not be read or
+            locked; the detail names the error).
         path: The file or directory concerned.
         detail: A human sentence.
         fixable: Whether ``fix=True`` repairs it without losing data.
@@ -61,9 +72,13 @@ def canonical_log(raw: bytes) -> bytes:
 
     Raises:
         orjson.JSONDecodeError: for an invalid line.
+        InexactJSONError: for a line that cannot be loaded exactly (it is never re-encoded).
     """
     lines, _ = split_log(raw)
-    return b"".join(orjson.dumps(orjson.loads(line), option=orjson.OPT_APPEND_NEWLINE) for line in lines)
+    return b"".join(orjson.dumps(parse_line(line)[0], option=orjson.OPT_APPEND_NEWLINE) for line in lines)
+
+
+Repair = Callable[[], object]
 
 
 class _Checker:
@@ -73,119 +88,125 @@ class _Checker:
         self.problems: list[Problem] = []
         self.entries = 0
 
-    def report(self, kind: str, directory: str, name: str, detail: str, repair: Callable[[], object] | None) -> None:
+    def report(self, kind: str, directory: str, name: str, detail: str, repair: Repair | None) -> None:
         problem = Problem(kind, self.engine.storage.path(directory, name), detail, fixable=repair is not None)
         if repair is not None and self.fix:
-            repair()
-            problem = replace(problem, fixed=True)
+            try:
+                with boundary(None, self.engine.storage, directory, name):
+                    repair()
+            except GroupStoreError as exc:
+                problem = Problem(kind, problem.path, f"{detail}; the repair failed: {exc}", fixable=True)
+            else:
+                problem = Problem(kind, problem.path, detail, fixable=True, fixed=True)
         self.problems.append(problem)
 
-    def check_directory(self, directory: str) -> None:
-        storage = self.engine.storage
-        listing = storage.scan(directory)
-        contents = classify(listing)
-        for name, kind in listing:
-            if kind is Kind.OTHER:
-                self.report("unsafe-file", directory, name, "a symlink, FIFO or device: never read", None)
-            elif name.startswith("."):
-                if is_temp_name(name) and kind is Kind.FILE:
-                    self.report(
-                        "temp-file", directory, name, "leftover temporary file", _remove(storage, directory, name)
-                    )
-            elif kind is Kind.DIRECTORY:
-                if self.engine.decode_name(join(directory, name), name, DIRECTORY_KEY_FILE) is None:
-                    self.report("undecodable-name", directory, name, "directory name is not an encoded key", None)
-            elif not _is_store_file(name):
-                self.report("undecodable-name", directory, name, "file is not a store entry", None)
-        for name in sorted(contents.documents | contents.logs):
-            key = self.engine.decode_name(directory, name, name + KEY_SUFFIX)
-            if key is None:
-                suffix = ".json" if name in contents.documents else ".jsonl"
-                self.report("undecodable-name", directory, name + suffix, "name is not an encoded key", None)
-                continue
-            loc = Location(directory, name, key, ())
-            if name in contents.documents:
-                self.check_document(loc)
-            if name in contents.logs:
-                self.check_log(loc)
-        for name in sorted(contents.sidecars):
-            self.check_sidecar(directory, name, name in contents.documents)
-        for name in sorted(contents.key_files - contents.documents - contents.logs):
-            if is_hashed_name(name):
-                path = name + KEY_SUFFIX
-                self.report(
-                    "orphan-key-file", directory, path, "key file without entry", _remove(storage, directory, path)
-                )
+    def unreadable(self, error: GroupStoreError) -> None:
+        path = error.path if error.path is not None else self.engine.storage.path("")
+        problem = Problem("unreadable", path, error.detail, fixable=False)
+        if problem not in self.problems:  # a directory is scanned twice with fix (before and under its lock)
+            self.problems.append(problem)
 
-    def check_document(self, loc: Location) -> None:
+    def check_directory(self, scan: DirectoryScan) -> None:
+        directory, storage = scan.directory, self.engine.storage
+        for name in sorted(scan.unsafe):
+            self.report("unsafe-file", directory, name, "a symlink, FIFO, socket or device: never read", None)
+        for foreign in sorted(scan.foreign, key=lambda item: item.name):
+            self.report("foreign-file", directory, foreign.name, f"{foreign.reason}: never touched", None)
+        for name in sorted(scan.temps):
+            self.report("temp-file", directory, name, "leftover temporary file", _remove(storage, directory, name))
+        for name in sorted(scan.entries):
+            loc = Location(directory, name, scan.entries[name], scan.segments)
+            try:
+                if name in scan.documents:
+                    self.check_document(loc, name in scan.sidecars)
+                if name in scan.logs:
+                    self.check_log(loc)
+                if name in scan.sidecars:
+                    self.check_sidecar(loc)
+            except GroupStoreError as exc:
+                self.unreadable(exc)
+        for name in scan.orphan_sidecars:
+            sidecar = name + SIDECAR_SUFFIX
+            self.report(
+                "orphan-sidecar", directory, sidecar, "sidecar without document", _remove(storage, directory, sidecar)
+            )
+        for name in scan.orphan_key_files:
+            path = name + KEY_SUFFIX
+            self.report("orphan-key-file", directory, path, "key file without entry", _remove(storage, directory, path))
+
+    def check_document(self, loc: Location, has_sidecar: bool) -> None:
         self.entries += 1
-        raw = self.engine.storage.read(loc.directory, loc.document)
+        storage = self.engine.storage
+        with boundary(loc.key, storage, loc.directory, loc.document):
+            raw = storage.read(loc.directory, loc.document)
         if raw is None:
             return
         try:
-            value = orjson.loads(raw)
+            _, canonical = parse_document(raw)
+        except InexactJSONError as exc:
+            detail = f"valid JSON that cannot be loaded exactly: {exc}; never rewritten"
+            self.report("inexact-json", loc.directory, loc.document, detail, None)
+            return
         except orjson.JSONDecodeError as exc:
             self.report("invalid-json", loc.directory, loc.document, f"not valid JSON: {exc}", None)
             return
-        canonical = encode_document(loc.key, value)
-        if canonical != raw:
-            self.report(
-                "non-canonical",
-                loc.directory,
-                loc.document,
-                "not in canonical layout",
-                lambda: rewrite_document(self.engine, loc),
-            )
+        if canonical:
+            return
+        if has_sidecar and not _own_sidecar(self.engine, loc):
+            detail = "not in canonical layout; not rewritten: its sidecar is not in the store's exact form"
+            self.report("non-canonical", loc.directory, loc.document, detail, None)
+            return
+        repair = _bind(rewrite_document, self.engine, loc)
+        self.report("non-canonical", loc.directory, loc.document, "not in canonical layout", repair)
 
     def check_log(self, loc: Location) -> None:
         self.entries += 1
         storage = self.engine.storage
-        raw = storage.read(loc.directory, loc.log)
+        with boundary(loc.key, storage, loc.directory, loc.log):
+            raw = storage.read(loc.directory, loc.log)
         if raw is None:
             return
         lines, covered = split_log(raw)
         for number, line in enumerate(lines, 1):
             try:
-                orjson.loads(line)
+                parse_line(line)
+            except InexactJSONError as exc:
+                detail = f"line {number} is valid JSON that cannot be loaded exactly: {exc}; never rewritten"
+                self.report("inexact-log-line", loc.directory, loc.log, detail, None)
+                return
             except orjson.JSONDecodeError as exc:
                 self.report("corrupt-log-line", loc.directory, loc.log, f"line {number} is not valid JSON: {exc}", None)
                 return
+        repair = _bind(rewrite_log, self.engine, loc)
         if covered != len(raw):
-            self.report(
-                "torn-log",
-                loc.directory,
-                loc.log,
-                f"last line torn ({len(raw) - covered} bytes without a newline)",
-                lambda: rewrite_log(self.engine, loc),
-            )
+            detail = f"last line torn ({len(raw) - covered} bytes without a newline)"
+            self.report("torn-log", loc.directory, loc.log, detail, repair)
         elif canonical_log(raw) != raw:
-            self.report(
-                "non-canonical", loc.directory, loc.log, "not compact JSON Lines", lambda: rewrite_log(self.engine, loc)
-            )
+            self.report("non-canonical", loc.directory, loc.log, "not compact JSON Lines", repair)
 
-    def check_sidecar(self, directory: str, name: str, has_document: bool) -> None:
+    def check_sidecar(self, loc: Location) -> None:
         storage = self.engine.storage
-        sidecar = name + ".meta.json"
-        if not has_document:
-            self.report(
-                "orphan-sidecar", directory, sidecar, "sidecar without document", _remove(storage, directory, sidecar)
-            )
-            return
+        with boundary(loc.key, storage, loc.directory, loc.sidecar):
+            raw = storage.read(loc.directory, loc.sidecar)
         try:
-            decode_sidecar(storage.read(directory, sidecar) or b"")
+            decode_sidecar(raw or b"")
         except ValueError as exc:
-            # Removing it keeps the data and drops only an expiry nobody can read.
-            self.report(
-                "malformed-sidecar", directory, sidecar, f"unreadable: {exc}", _remove(storage, directory, sidecar)
-            )
+            # Not removed: the store cannot prove it wrote these bytes. Removing it by
+            # hand keeps the data and drops only an expiry nobody can read.
+            detail = f"unreadable: {exc}; the entry's expiry is unknown, so loading it raises"
+            self.report("malformed-sidecar", loc.directory, loc.sidecar, detail, None)
 
 
-def _is_store_file(name: str) -> bool:
-    stem, _, suffix = name.partition(".")
-    return bool(stem) and suffix in {"json", "jsonl", "meta.json", KEY_SUFFIX[1:]}
+def _own_sidecar(engine: Engine, loc: Location) -> bool:
+    raw = engine.storage.read(loc.directory, loc.sidecar)
+    return raw is None or is_own_sidecar(raw)
 
 
-def _remove(storage: Storage, directory: str, name: str) -> Callable[[], None]:
+def _bind(function: Callable[[Engine, Location], bool], engine: Engine, loc: Location) -> Repair:
+    return lambda: function(engine, loc)
+
+
+def _remove(storage: Storage, directory: str, name: str) -> Repair:
     def remove() -> None:
         storage.remove(directory, name)
 
@@ -193,14 +214,23 @@ def _remove(storage: Storage, directory: str, name: str) -> Callable[[], None]:
 
 
 def rewrite_document(engine: Engine, loc: Location) -> bool:
-    """Rewrite a document canonically, keeping its expiry; ``True`` if the bytes changed.
+    """Rewrite a document canonically, keeping its value and expiry; ``True`` if the bytes changed.
 
     The caller holds the directory lock.
+
+    Raises:
+        CorruptEntryError: for a document that is not valid JSON or cannot be loaded
+            exactly, or beside a sidecar that is malformed or not in the store's exact
+            form (rewriting the document would rewrite that sidecar too); nothing is written.
     """
+    if not _own_sidecar(engine, loc):
+        path = engine.storage.path(loc.directory, loc.sidecar)
+        raise CorruptEntryError("not rewritten: its sidecar is not in the store's exact form", key=loc.key, path=path)
     found = engine.read_document(loc)
     if found is None:
         return False
-    canonical = encode_document(loc.key, orjson.loads(found[0]))
+    path = engine.storage.path(loc.directory, loc.document)
+    canonical = encode_document(loc.key, decode_document(loc.key, path, found[0]))
     if canonical == found[0]:
         return False
     engine.save(loc, canonical, found[1])
@@ -208,17 +238,25 @@ def rewrite_document(engine: Engine, loc: Location) -> bool:
 
 
 def rewrite_log(engine: Engine, loc: Location) -> bool:
-    """Rewrite a log as compact lines (a torn tail cut); ``True`` if the bytes changed.
+    """Rewrite a log as compact lines (a torn tail cut) in one atomic replace, keeping
+    every item; ``True`` if the bytes changed. The caller holds the directory lock.
 
-    The caller holds the directory lock.
+    Raises:
+        CorruptEntryError: for a line that is not valid JSON or cannot be loaded exactly
+            (nothing is written).
     """
-    raw = engine.storage.read(loc.directory, loc.log)
+    storage = engine.storage
+    raw = storage.read(loc.directory, loc.log)
     if raw is None:
         return False
-    canonical = canonical_log(raw)
+    try:
+        canonical = canonical_log(raw)
+    except (orjson.JSONDecodeError, InexactJSONError) as exc:
+        path = storage.path(loc.directory, loc.log)
+        raise CorruptEntryError(f"not rewritten: {exc}", key=loc.key, path=path) from exc
     if canonical == raw:
         return False
-    engine.storage.write(loc.directory, loc.log, canonical, durable=engine.durable)
+    storage.write(loc.directory, loc.log, canonical, durable=engine.durable)
     return True
 
 
@@ -228,49 +266,91 @@ def verify_store(
     """Check every file of the store under ``root``; with ``fix``, repair what can be
     repaired without losing data (each directory under its lock).
 
-    Finds invalid JSON, torn log tails, corrupt log lines, orphaned or malformed
-    sidecars, orphaned key files, leftover temporary files, names that do not
-    decode, symlinks and other non-regular files, and non-canonical formatting.
-    Invalid JSON, corrupt log lines, foreign names and unsafe files are reported, never touched.
+    Finds invalid JSON, JSON that cannot be loaded exactly, torn log tails, corrupt
+    log lines, orphaned or malformed sidecars, orphaned key files, leftover temporary
+    files, foreign files and directories, symlinks and other non-regular files,
+    non-canonical formatting, and files or directories that cannot be read.
+    ``fix`` rewrites non-canonical documents and logs (values and expiries kept,
+    each file replaced atomically) and removes only what the store provably wrote:
+    temporary files in its exact pattern, sidecars in its exact form without a
+    document, and key files of hashed names without an entry. Everything else is
+    reported and never touched. A directory that cannot be listed or locked is
+    reported and the check carries on.
     """
     engine = engine_for(root, clock)
     checker = _Checker(engine, fix)
     directories = 0
-    for directory, _ in walk_directories(engine):
+    for scan in scan_tree(engine, "", checker.unreadable):
         directories += 1
-        with boundary(None, engine.storage, directory):
-            if fix:
-                with engine.lock(directory):
-                    checker.check_directory(directory)
-            else:
-                checker.check_directory(directory)
+        if fix:
+            _fix_directory(engine, checker, scan)
+        else:
+            checker.check_directory(scan)
         if progress is not None:
             progress(1)
     return VerifyReport(directories, checker.entries, tuple(checker.problems))
 
 
-def format_store(root: str | os.PathLike[str], *, progress: Progress | None = None, clock: Clock = time.time) -> int:
+def _fix_directory(engine: Engine, checker: _Checker, scan: DirectoryScan) -> None:
+    """Check and repair one directory under its lock, on a listing taken under it."""
+    try:
+        with engine.lock(scan.directory):
+            with boundary(None, engine.storage, scan.directory):
+                listing = engine.storage.scan(scan.directory)
+            checker.check_directory(scan_directory(engine, scan.directory, scan.segments, listing, checker.unreadable))
+    except GroupStoreError as exc:  # the lock could not be taken (or released): check without fixing
+        checker.unreadable(exc)
+        checker.fix = False
+        try:
+            checker.check_directory(scan)
+        finally:
+            checker.fix = True
+
+
+def format_store(
+    root: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+    clock: Clock = time.time,
+    on_error: ErrorHandler | None = None,
+) -> int:
     """Rewrite every valid document and log under ``root`` canonically; return how many files changed.
 
-    Expiries are kept (each sidecar is re-bound to the new bytes). Invalid files are left as they are.
+    Values and expiries are kept (each sidecar is re-bound to the new bytes) and each
+    file is replaced atomically under its directory's lock. A file that is not valid
+    JSON, cannot be loaded exactly, has a malformed sidecar or cannot be read, and a
+    directory that cannot be listed or locked, is passed to ``on_error`` (default: a
+    warning on logger ``group_store``) and left as it is; the rest is formatted.
     """
+    report = warn if on_error is None else on_error
     engine = engine_for(root, clock)
     changed = 0
-    for directory, _ in walk_directories(engine):
-        with boundary(None, engine.storage, directory), engine.lock(directory):
-            contents = classify(engine.storage.scan(directory))
-            for name in sorted(contents.documents | contents.logs):
-                key = engine.decode_name(directory, name, name + KEY_SUFFIX)
-                if key is None:
-                    continue
-                loc = Location(directory, name, key, ())
-                try:
-                    if name in contents.documents:
-                        changed += rewrite_document(engine, loc)
-                    if name in contents.logs:
-                        changed += rewrite_log(engine, loc)
-                except (orjson.JSONDecodeError, ValueError):
-                    continue  # invalid files are verify's to report, not fmt's to guess at
+    for scan in scan_tree(engine, "", report):
+        try:
+            with engine.lock(scan.directory):
+                changed += _format_directory(engine, scan, report)
+        except GroupStoreError as exc:
+            report(exc)
         if progress is not None:
             progress(1)
+    return changed
+
+
+def _format_directory(engine: Engine, scan: DirectoryScan, report: ErrorHandler) -> int:
+    changed = 0
+    with boundary(None, engine.storage, scan.directory):
+        listing = engine.storage.scan(scan.directory)
+    current = scan_directory(engine, scan.directory, scan.segments, listing, ignore)
+    for name in sorted(current.entries):
+        loc = Location(current.directory, name, current.entries[name], current.segments)
+        for present, rewrite, file in (
+            (current.documents, rewrite_document, loc.document),
+            (current.logs, rewrite_log, loc.log),
+        ):
+            if name in present:
+                try:
+                    with boundary(loc.key, engine.storage, loc.directory, file):
+                        changed += rewrite(engine, loc)
+                except GroupStoreError as exc:
+                    report(exc)
     return changed

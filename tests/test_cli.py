@@ -218,3 +218,68 @@ def test_diff_reports_added_removed_changed_and_appended(built: Path, tmp_path: 
     assert changes["alice messages"]["detail"].startswith("appended 1 item(s)")
     text = run("diff", str(built), str(other)).stdout
     assert "4 entries differ" in text
+
+
+def _skipped_lines(stderr: str) -> list[str]:
+    lines = stderr.strip().splitlines()
+    assert all(line.startswith("group-store: skipped: ") for line in lines), stderr
+    assert "Traceback" not in stderr
+    return lines
+
+
+def test_tree_and_stats_carry_on_past_a_malformed_sidecar(built: Path) -> None:
+    Store(built).save("ttl", {"n": 1}, ttl=3600)
+    (built / "ttl.meta.json").write_bytes(b"{oops")
+    for command in ("tree", "stats"):
+        result = run(command, str(built), "--json")
+        assert result.returncode == 0, result.stderr
+        [line] = _skipped_lines(result.stderr)
+        assert "ttl.meta.json" in line
+    assert run_json("tree", str(built))["total_entries"] == 4
+    assert run_json("stats", str(built))["documents"] == 3
+
+
+def test_export_and_diff_carry_on_past_invalid_json(built: Path, tmp_path: Path) -> None:
+    (built / "broken.json").write_text("{oops")
+    archive = tmp_path / "out.jsonl"
+    exported = run("export", str(built), str(archive), "--json")
+    assert exported.returncode == 1  # the archive is incomplete: said on stderr and in the exit code
+    [line] = _skipped_lines(exported.stderr)
+    assert "broken.json" in line
+    assert json.loads(exported.stdout)["items"] == 4
+    other = tmp_path / "other"
+    shutil.copytree(built, other)
+    Store(other).save("cache", {"celsius": 22}, ttl=3600)
+    result = run("diff", str(built), str(other), "--json")
+    assert result.returncode == 1
+    assert len(_skipped_lines(result.stderr)) == 2  # once per side
+    report = json.loads(result.stdout)
+    assert [change["address"] for change in report["changes"]] == [["cache"]]
+    assert report["unreadable"] == 2
+    same = run("diff", str(built), str(built))
+    assert same.returncode == 1  # equality cannot be confirmed for an unreadable entry
+    assert "could not be read" in same.stdout
+
+
+def test_fmt_and_import_exit_1_when_they_skip_something(built: Path, tmp_path: Path) -> None:
+    (built / "dup.json").write_bytes(b'{"a": 1, "a": 2}')
+    formatted = run("fmt", str(built))
+    assert formatted.returncode == 1
+    [line] = _skipped_lines(formatted.stderr)
+    assert "dup.json" in line
+    assert "duplicate key" in line
+    assert (built / "dup.json").read_bytes() == b'{"a": 1, "a": 2}'
+    archive = tmp_path / "all.tar.gz"
+    assert run("export", str(built), str(archive)).returncode == 0  # the files as they are
+    imported = run("import", str(archive), str(tmp_path / "copy"))
+    assert imported.returncode == 1
+    assert "dup.json" in _skipped_lines(imported.stderr)[0]
+    assert Store(tmp_path / "copy").narrow("alice").load("agent") == {"mood": "curious"}
+
+
+def test_put_refuses_a_value_it_cannot_store_exactly(built: Path) -> None:
+    for value in ('{"a": 1, "a": 2}', '{"a": 123456789012345678901234567890}'):
+        result = run("put", str(built), "k", "--value", value)
+        assert result.returncode == 2
+        assert "cannot be stored exactly" in result.stderr
+    assert not Store(built).exists("k")

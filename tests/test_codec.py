@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,3 +96,134 @@ def test_invalid_document_is_a_typed_error() -> None:
 
 def test_orjson_loads_what_we_write() -> None:
     assert orjson.loads(encode_lines("k", [[1, 2]])) == [1, 2]
+
+
+# -- exact decoding: a file loads to exactly the value its text spells, or raises -----------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"a": 123456789012345678901234567890}', "beyond 64 bits"),
+        (b'{"a": 18446744073709551616}\n', "beyond 64 bits"),
+        (b"[-9223372036854775809]", "beyond 64 bits"),
+        (b'{"a": 1, "a": 2}', "duplicate key 'a'"),
+        (b'{"x": [{"b": 1, "c": 2, "b": 3}]}', "duplicate key 'b'"),
+        (b'{"a":1,"a":1}', "duplicate key 'a'"),
+    ],
+)
+def test_documents_orjson_cannot_read_exactly_raise_naming_file_and_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(CorruptEntryError, match=reason) as info:
+        decode_document("k", Path("/x/k.json"), raw)
+    assert info.value.path == Path("/x/k.json")
+    assert info.value.key == "k"
+
+
+def test_log_lines_orjson_cannot_read_exactly_raise_naming_the_line() -> None:
+    raw = b'{"n":1}\n{"n": 2, "n": 3}\n'
+    with pytest.raises(CorruptEntryError, match=r"line 2 .*duplicate key 'n'") as info:
+        decode_log("k", Path("/x/k.jsonl"), raw)
+    assert info.value.path == Path("/x/k.jsonl")
+    with pytest.raises(CorruptEntryError, match=r"line 1 .*beyond 64 bits"):
+        decode_log("k", Path("/x/k.jsonl"), b"[123456789012345678901234567890]\n")
+
+
+def test_non_canonical_but_exact_documents_load_unchanged() -> None:
+    assert decode_document("k", Path("f"), b'{ "b" : 1 ,"a":[ -0, 1E2, 2.50]}') == {"b": 1, "a": [0, 100.0, 2.5]}
+    assert decode_log("k", Path("f"), b'{ "n" : 18446744073709551615 }\r\n') == [{"n": 2**64 - 1}]
+
+
+def _reference_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate")
+    return dict(pairs)
+
+
+def _reference_int(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise ValueError("big")
+    return value
+
+
+def _reference_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("overflow")
+    return value
+
+
+def _reference(text: str) -> Any:
+    """What the JSON text spells, by the standard library with strict hooks (independent of _codec)."""
+    return json.loads(text, object_pairs_hook=_reference_pairs, parse_int=_reference_int, parse_float=_reference_float)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with equal types all the way down (1 is not 1.0, -0.0 is not 0.0) and equal key order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    return bool(a == b)
+
+
+_spaces = st.sampled_from(["", " ", "  ", "\t", "\r\n", "\n  "])
+_numbers = (
+    st.integers(min_value=-(2**70), max_value=2**70).map(str)
+    | st.sampled_from([str(2**63 - 1), str(-(2**63)), str(2**64 - 1), str(2**64), str(-(2**63) - 1), "-0"])
+    | st.floats(allow_nan=False, allow_infinity=False).map(repr)
+    | st.sampled_from(["1e5", "1E+2", "-0.0", "2.50", "1e400", "0.1e-400", "123456789012345678901234567890"])
+)
+_leaves = (
+    _numbers
+    | st.sampled_from(["true", "false", "null"])
+    | st.text(max_size=4).flatmap(lambda s: st.sampled_from([json.dumps(s), json.dumps(s, ensure_ascii=False)]))
+)
+
+
+def _object(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    member = st.tuples(st.sampled_from(["a", "b", "é", ""]), _spaces, _spaces, children)
+    return st.lists(member, max_size=4).map(
+        lambda members: "{" + ",".join(f"{json.dumps(k)}{s1}:{s2}{v}" for k, s1, s2, v in members) + "}"
+    )
+
+
+def _array(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.lists(st.tuples(_spaces, children), max_size=4).map(
+        lambda items: "[" + ",".join(f"{s}{v}" for s, v in items) + "]"
+    )
+
+
+json_texts = st.tuples(_spaces, st.recursive(_leaves, lambda c: _object(c) | _array(c), max_leaves=12), _spaces).map(
+    "".join
+)
+
+
+@given(json_texts)
+def test_documents_load_exactly_what_their_text_spells_or_raise(text: str) -> None:
+    try:
+        expected = _reference(text)
+    except ValueError:
+        with pytest.raises(CorruptEntryError):
+            decode_document("k", Path("f"), text.encode())
+        return
+    assert _same(decode_document("k", Path("f"), text.encode()), expected)
+    canonical = encode_document("k", expected)
+    assert _same(decode_document("k", Path("f"), canonical), expected)
+
+
+@given(st.lists(json_texts.map(lambda text: text.replace("\n", " ").replace("\r", " ")), min_size=1, max_size=4))
+def test_log_lines_load_exactly_what_their_text_spells_or_raise(lines: list[str]) -> None:
+    raw = "".join(line + "\n" for line in lines).encode()
+    try:
+        expected = [_reference(line) for line in lines if line.strip()]
+    except ValueError:
+        with pytest.raises(CorruptEntryError):
+            decode_log("k", Path("f"), raw)
+        return
+    assert _same(decode_log("k", Path("f"), raw), expected)
