@@ -8,12 +8,12 @@ entry that is not a regular file (symlink, FIFO, socket, device, directory) is
 refused with ``UnsafeFileError``, whatever ``errno`` opening it gave. In-place
 writes (appends, the torn-tail cut) also refuse a file with more than one link.
 
-Descriptors held at once, per storage object: the tree's root descriptor (plus one
-per time the root was removed and recreated under it, parked until the object goes), at most
-``LOCK_DESCRIPTORS`` idle lock descriptors (more only while more directories are
-locked or awaited at once), and per operation in progress two during a walk, one
-for its directory after it, one per file it reads or writes, and at most
-``GROUP_COMMIT_DESCRIPTORS`` temporary files in a durable group commit.
+Descriptors held at once: per storage object, the tree's root descriptor (plus
+one per time the root was removed and recreated under it, parked until the object
+goes); per process, at most ``IDLE_LOCK_DESCRIPTORS`` idle lock descriptors plus
+one per directory whose lock is held or awaited; per operation in progress, two
+during a walk, one for its directory after it, one per file it reads or writes,
+and at most ``GROUP_COMMIT_DESCRIPTORS`` temporary files in a durable group commit.
 
 Not guaranteed: protection against a process that swaps a directory for a
 symlink between two of our own calls on platforms without ``O_NOFOLLOW``.
@@ -36,7 +36,7 @@ from ._codec import split_log
 from ._directories import DirectoryTree
 from ._errors import UnsafeFileError
 from ._layout import LOCK_NAME, temp_name
-from ._locks import DirectoryLock, LockTable
+from ._locks import DirectoryLock, process_locks
 from ._storage import Kind, Listing
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -50,8 +50,6 @@ _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK})
 
 GROUP_COMMIT_DESCRIPTORS = 64
 """Temporary files a durable ``write_many`` holds open at once (fsynced in parallel, then renamed)."""
-LOCK_DESCRIPTORS = 32
-"""Idle lock descriptors a storage object keeps open for the next acquire."""
 
 
 class LocalStorage:
@@ -61,9 +59,9 @@ class LocalStorage:
         self.root = root
         self.file_mode = file_mode
         self.dir_mode = dir_mode
-        self._locks = LockTable(LOCK_DESCRIPTORS)
         self._tree = DirectoryTree(root, dir_mode)
-        finalizer = weakref.finalize(self, _close_all, self._tree.root_fds, self._locks)
+        self._lock_root = os.path.abspath(root)
+        finalizer = weakref.finalize(self, _close_descriptors, self._tree.root_fds)
         # Not at interpreter exit: atexit hooks run last-registered first, so this one
         # would close the root while the writers' exit hook still drains their queues.
         finalizer.atexit = False
@@ -360,9 +358,13 @@ class LocalStorage:
         """See ``Storage.lock``: the directory's ``DirectoryLock``, re-entrant per thread."""
         return self._held(directory)
 
+    def lock_key(self, directory: str) -> str:
+        """The key of ``directory``'s lock in ``process_locks``: its absolute path."""
+        return os.path.join(self._lock_root, directory) if directory else self._lock_root
+
     @contextmanager
     def _held(self, directory: str) -> Iterator[None]:
-        lock = self._locks.checkout(directory)
+        lock = process_locks.checkout(self.lock_key(directory))
         try:
             with lock.thread_lock:
                 if not lock.depth:
@@ -375,7 +377,7 @@ class LocalStorage:
                     if not lock.depth:
                         lock.release()
         finally:
-            self._locks.checkin(lock)
+            process_locks.checkin(lock)
 
     def _acquire(self, directory: str, lock: DirectoryLock) -> None:
         """flock the kept descriptor of ``directory``'s ``.lock`` (this thread holds ``lock.thread_lock``).
@@ -460,8 +462,7 @@ def _fsync_outcome(fd: int) -> BaseException | None:
     return None
 
 
-def _close_all(descriptors: list[int], locks: LockTable) -> None:
-    locks.close_all()
+def _close_descriptors(descriptors: list[int]) -> None:
     for fd in descriptors:
         with contextlib.suppress(OSError):
             os.close(fd)

@@ -4,8 +4,10 @@ A directory's lock is a thread ``RLock`` in front of an ``flock`` (filelock's
 ``lock_descriptor``) on a descriptor of the directory's ``.lock`` file. The
 descriptor is opened once and kept between acquires, so an uncontended acquire
 costs a few system calls instead of the ~45 of opening a ``FileLock`` each time.
-Kept descriptors live in a bounded ``LockTable``; this module does no file-system
-work of its own (the storage opens and checks the descriptor, see
+Kept descriptors live in one bounded ``LockTable`` per process, ``process_locks``,
+keyed by absolute directory path, so the number of lock descriptors a process
+holds does not grow with the number of store objects. This module does no
+file-system work of its own (the storage opens and checks the descriptor, see
 ``LocalStorage.lock``).
 
 Not guaranteed: a process that forks while one of its threads holds a lock
@@ -21,6 +23,8 @@ from collections import OrderedDict
 
 from filelock import lock_descriptor, unlock_descriptor
 
+IDLE_LOCK_DESCRIPTORS = 32
+"""Lock descriptors a process keeps open while no thread holds or awaits their lock."""
 # Polling a contended flock: filelock's 50 ms default would dominate contended updates.
 _POLL_SECONDS = 0.001
 _generation = 0
@@ -43,8 +47,10 @@ class DirectoryLock:
     thread and callers share locks, so it cannot be per thread), so ``flock``
     alone would let a second thread walk straight in. The thread lock serializes
     this process's threads, and is re-entrant per thread; the ``flock`` then
-    serializes processes, and other storage objects of this process (each opens
-    descriptors of its own).
+    serializes processes. Storage objects of this process on the same directory
+    path share one lock (and one thread holding it through one store re-enters it
+    through another); on different paths to one directory they hold separate
+    descriptors, which exclude each other as processes do.
 
     ``fd`` and ``identity`` change only with ``thread_lock`` held; ``users`` only
     under the owning table's guard.
@@ -103,7 +109,7 @@ class DirectoryLock:
 
 
 class LockTable:
-    """The directory locks of one storage object, keeping at most ``capacity`` idle descriptors.
+    """Directory locks by key, keeping at most ``capacity`` idle descriptors open.
 
     Least recently used locks that no thread holds or waits for are closed when the
     table grows past ``capacity``; locks in use are never closed (closing would drop
@@ -142,7 +148,7 @@ class LockTable:
             return sum(lock.fd is not None for lock in self._locks.values())
 
     def close_all(self) -> None:
-        """Close every descriptor (the owner is gone, so no lock is in use)."""
+        """Close every descriptor and forget every lock (the caller knows none is in use)."""
         with self._guard:
             for lock in self._locks.values():
                 lock.close()
@@ -152,3 +158,7 @@ class LockTable:
         excess = len(self._locks) - self.capacity
         for directory in [directory for directory, lock in self._locks.items() if lock.users == 0][:excess]:
             self._locks.pop(directory).close()
+
+
+process_locks = LockTable(IDLE_LOCK_DESCRIPTORS)
+"""Every directory lock of this process, by the directory's absolute path."""

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from group_store import Store, UnsafeFileError
-from group_store._local import LOCK_DESCRIPTORS, LocalStorage
-from group_store._locks import LockTable
+from group_store._local import LocalStorage
+from group_store._locks import IDLE_LOCK_DESCRIPTORS, LockTable, process_locks
 
 from .processes import run_processes
 
@@ -95,8 +95,9 @@ def test_the_lock_file_is_opened_in_the_walked_directory_never_through_a_swapped
 ) -> None:
     root, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    Store(root).narrow("a").save("seed", 0)
-    store = Store(root).narrow("a")  # a new storage object: no lock descriptor kept yet
+    store = Store(root).narrow("a")
+    store.save("seed", 0)
+    (root / "a" / ".lock").unlink()  # the kept descriptor no longer names .lock: it is opened again
     # The swap lands after the walk, just before the lock file is opened.
     real_open = os.open
 
@@ -117,8 +118,8 @@ def test_a_forked_child_takes_the_lock_on_a_descriptor_of_its_own(tmp_path: Path
     store.save("k", 1)  # the parent keeps a lock descriptor open: the child inherits it
     storage = store._engine.storage
     assert isinstance(storage, LocalStorage)
-    kept = storage._locks.checkout("")
-    storage._locks.checkin(kept)
+    kept = process_locks.checkout(storage.lock_key(""))
+    process_locks.checkin(kept)
     assert kept.fd is not None
     to_parent, from_child = os.pipe()
     to_child, from_parent = os.pipe()
@@ -159,14 +160,31 @@ def _open_descriptors() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors via /proc/self/fd")
-def test_idle_lock_descriptors_are_bounded_per_storage_object(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    store.save("seed", 0)
+def test_idle_lock_descriptors_are_bounded_per_process_whatever_the_number_of_stores(tmp_path: Path) -> None:
+    stores = [Store(tmp_path / f"store{i}") for i in range(4)]
+    for store in stores:
+        store.save("seed", 0)  # each store's root descriptor is open from here on
     before = _open_descriptors()
-    for i in range(3 * LOCK_DESCRIPTORS):
-        store.narrow(f"d{i}").save("k", i)
-    assert _open_descriptors() - before <= LOCK_DESCRIPTORS
-    assert Store(tmp_path).narrow("d0").load("k") == 0
+    for store in stores:
+        for i in range(IDLE_LOCK_DESCRIPTORS):
+            store.narrow(f"d{i}").save("k", i)
+    assert _open_descriptors() - before <= IDLE_LOCK_DESCRIPTORS
+    assert process_locks.open_descriptors() <= IDLE_LOCK_DESCRIPTORS
+
+
+def test_stores_on_one_directory_share_its_lock_so_a_holder_can_reenter_it(tmp_path: Path) -> None:
+    outer, inner = Store(tmp_path), Store(tmp_path)
+    finished = threading.Event()
+
+    def nested() -> None:
+        with outer.lock():
+            inner.save("k", 1)  # takes the same directory's lock through another store
+        finished.set()
+
+    thread = threading.Thread(target=nested, daemon=True)  # a deadlock must not hang the run
+    thread.start()
+    assert finished.wait(timeout=60)
+    assert inner.load("k") == 1
 
 
 def test_the_lock_table_never_closes_a_lock_in_use() -> None:
