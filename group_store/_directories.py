@@ -177,7 +177,10 @@ class DirectoryTree:
             parts = directory.split("/") if directory else []
             parents.update("/".join(parts[:depth]) for depth in range(len(parts)))
         for path in sorted(above, key=len):
-            fd = os.open(path, _ROOT_FLAGS)
+            try:
+                fd = os.open(path, _ROOT_FLAGS)
+            except FileNotFoundError:
+                continue  # removed meanwhile, and the root with it
             try:
                 os.fsync(fd)
             finally:

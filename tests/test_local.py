@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from group_store import DataStore, StorageError, Store, UnsafeFileError
+from group_store._directories import _UNSYNCED_LIMIT
 from group_store._local import LocalStorage
 from group_store.testing import FakeClock
 
@@ -291,3 +292,21 @@ def test_an_existing_log_is_appended_in_place(tmp_path: Path) -> None:
     store.append("log", [2])
     assert (tmp_path / "log.jsonl").stat().st_ino == inode
     assert store.read("log") == [1, 2]
+
+
+def test_new_directories_are_made_durable_even_past_the_tracking_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = LocalStorage(tmp_path)
+    for i in range(_UNSYNCED_LIMIT + 1):  # each lock makes a directory in a new parent
+        with storage.lock(f"d{i}/x"):
+            pass
+    recorder = SyscallRecorder(monkeypatch)
+    storage.write("e/f", "k.json", b"1\n", durable=True)
+    events = recorder.snapshot()
+    _assert_every_new_directory_fsynced_into_its_parent(events)
+    with storage.lock("g/h"):  # past the limit, made but not listed
+        pass
+    recorder.events.clear()
+    storage.write("g/h", "k.json", b"1\n", durable=True)
+    assert {str(tmp_path), str(tmp_path / "g")} <= {path for call, path in recorder.snapshot() if call == "fsync"}
