@@ -393,7 +393,7 @@ class LocalStorage:
             while not self._try_acquire(directory, lock):
                 pass
         except BaseException:
-            lock.close()  # even after an interrupt no flock stays behind: closing drops it
+            lock.close()  # even after an interrupt no flock stays behind
             raise
 
     def _try_acquire(self, directory: str, lock: DirectoryLock) -> bool:
@@ -413,7 +413,7 @@ class LocalStorage:
                 raise _naming(exc, self.path(directory, LOCK_NAME)) from exc
             if _identity(dir_fd, LOCK_NAME) == lock.identity:
                 return True
-            lock.close()  # drops the flock too: this is the last descriptor of its open file
+            lock.close()  # unlocked and closed: the next turn opens the file .lock names now
             return False
 
 

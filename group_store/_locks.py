@@ -97,15 +97,23 @@ class DirectoryLock:
         try:
             unlock_descriptor(self.fd)
         except BaseException:
-            self.close()  # closing the last descriptor of an open file description drops its flock too
+            self.close()
             raise
 
     def close(self) -> None:
-        """Close the kept descriptor (the caller made sure no one holds or waits for it)."""
-        fd, self.fd, self.identity = self.fd, None, None
-        if fd is not None:
+        """Drop the flock, if this process holds it, and close the kept descriptor
+        (the caller made sure no other thread holds or waits for the lock)."""
+        fd, inherited = self.fd, self.is_inherited()
+        self.fd = self.identity = None
+        if fd is None:
+            return
+        if not inherited:
+            # Explicitly: closing alone drops an flock only with the last descriptor of
+            # its open file description, and a child forked since may hold a copy.
             with contextlib.suppress(OSError):
-                os.close(fd)
+                unlock_descriptor(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class LockTable:

@@ -203,3 +203,29 @@ def test_the_lock_table_never_closes_a_lock_in_use() -> None:
         table.checkin(held)
         table.close_all()
     assert table.open_descriptors() == 0
+
+
+def test_closing_a_lock_drops_its_flock_even_while_a_forked_child_keeps_a_copy(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.save("k", 1)
+    storage = store._engine.storage
+    assert isinstance(storage, LocalStorage)
+    lock = process_locks.checkout(storage.lock_key(""))
+    try:
+        lock.flock()
+        release_child, child_waits = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child keeps its copy of the descriptor open)
+            os.read(release_child, 1)
+            os._exit(0)
+        try:
+            lock.close()  # what an interrupted acquire does
+            assert not _is_locked_elsewhere(tmp_path / ".lock")
+        finally:
+            os.write(child_waits, b"x")
+            os.waitpid(pid, 0)
+            os.close(release_child)
+            os.close(child_waits)
+    finally:
+        process_locks.checkin(lock)
+    store.save("k", 2)  # and the lock works on
