@@ -10,8 +10,8 @@ holds does not grow with the number of store objects. This module does no
 file-system work of its own (the storage opens and checks the descriptor, see
 ``LocalStorage.lock``).
 
-Not guaranteed: a process that forks while one of its threads holds a lock
-leaves the child a copy of that thread lock in its held state.
+After ``fork`` the child starts with no locks: descriptors inherited from the
+parent share its flocks (per open file description), so the child opens its own.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ _generation = 0
 def _forked() -> None:
     global _generation
     _generation += 1
+    process_locks.forget_inherited()
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -161,6 +162,19 @@ class LockTable:
             for lock in self._locks.values():
                 lock.close()
             self._locks.clear()
+
+    def forget_inherited(self) -> None:
+        """In a child just forked: start afresh, closing the child's copies of the kept
+        descriptors (their flocks stay the parent's) and dropping locks that threads of
+        the parent held, which no thread of the child will ever release.
+
+        A lock the forking thread itself held stays with that thread until it leaves
+        its ``with`` block, unlocking nothing; its next acquire uses a new lock.
+        """
+        self._guard = threading.Lock()  # the parent's may have been held by another thread
+        for lock in self._locks.values():
+            lock.close()
+        self._locks = OrderedDict()
 
     def _evict(self) -> None:
         excess = len(self._locks) - self.capacity

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
+import signal
 import threading
 from pathlib import Path
 
@@ -229,3 +231,37 @@ def test_closing_a_lock_drops_its_flock_even_while_a_forked_child_keeps_a_copy(t
     finally:
         process_locks.checkin(lock)
     store.save("k", 2)  # and the lock works on
+
+
+def test_a_child_forked_while_another_thread_holds_a_lock_takes_it_once_released(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.save("k", 0)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with store.lock():
+            held.set()
+            release.wait()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait()
+    ready_to_read, child_writes = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child: the holding thread does not exist here)
+        try:
+            with store.lock():
+                os.write(child_writes, b"in")
+        finally:
+            os._exit(0)
+    release.set()
+    thread.join()
+    # A guard, not a wait for a condition: a child stuck on the parent thread's lock never writes.
+    readable, _, _ = select.select([ready_to_read], [], [], 60)
+    if not readable:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    got = os.read(ready_to_read, 2) if readable else b""
+    os.close(ready_to_read)
+    os.close(child_writes)
+    assert got == b"in"
