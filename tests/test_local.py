@@ -3,6 +3,7 @@ in-place writes that never reach another file, and new logs that appear whole.""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -13,12 +14,19 @@ from typing import Any
 
 import pytest
 
-from group_store import DataStore, StorageError, Store, UnsafeFileError
+from group_store import DataStore, GroupStoreError, StorageError, Store, UnsafeFileError
 from group_store._directories import _UNSYNCED_LIMIT
 from group_store._local import LocalStorage
 from group_store.testing import FakeClock
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="maps descriptors via /proc/self/fd")
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="maps descriptors via /proc/self/fd")
+
+
+async def _settle(store: DataStore) -> None:
+    """Flush before leaving ``async with``: whether an awaited failure is reported again
+    is the writer's contract (and changes with it), not this test's."""
+    with contextlib.suppress(GroupStoreError):
+        await store.flush()
 
 
 def _fd_path(fd: int) -> str:
@@ -94,6 +102,7 @@ SYNC_WRITES: list[tuple[str, Callable[[Store], object]]] = [
 ]
 
 
+@needs_proc
 @pytest.mark.parametrize(("label", "write"), SYNC_WRITES, ids=[label for label, _ in SYNC_WRITES])
 def test_durable_writes_fsync_each_new_directory_into_its_parent_before_returning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str, write: Callable[[Store], object]
@@ -107,6 +116,7 @@ def test_durable_writes_fsync_each_new_directory_into_its_parent_before_returnin
     _assert_every_new_directory_fsynced_into_its_parent(events)
 
 
+@needs_proc
 @pytest.mark.anyio
 async def test_durable_datastore_saves_fsync_each_new_directory_before_the_handle_resolves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -120,6 +130,7 @@ async def test_durable_datastore_saves_fsync_each_new_directory_before_the_handl
     _assert_every_new_directory_fsynced_into_its_parent(events)
 
 
+@needs_proc
 def test_a_durable_save_fsyncs_its_temporary_file_before_the_rename_and_the_directory_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,6 +144,7 @@ def test_a_durable_save_fsyncs_its_temporary_file_before_the_rename_and_the_dire
     assert ("fsync", str(tmp_path)) in events[renamed + 1 :]
 
 
+@needs_proc
 def test_a_durable_delete_fsyncs_the_directory_after_each_unlink(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,6 +159,7 @@ def test_a_durable_delete_fsyncs_the_directory_after_each_unlink(
     assert ("fsync", directory) in events[unlinks[-1] + 1 :]
 
 
+@needs_proc
 def test_a_durable_sweep_fsyncs_the_directory_after_removing_expired_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,6 +174,7 @@ def test_a_durable_sweep_fsyncs_the_directory_after_removing_expired_files(
     assert ("fsync", str(tmp_path)) in events[removed + 1 :]
 
 
+@needs_proc
 def test_a_directory_made_by_a_non_durable_lock_is_fsynced_by_the_next_durable_write(tmp_path: Path) -> None:
     # The lock cannot know whether the write it guards is durable: the directories it
     # makes stay listed until a durable operation fsyncs their parents.
@@ -222,8 +236,7 @@ async def test_datastore_appends_refuse_a_hard_linked_log(tmp_path: Path, outsid
         with pytest.raises(UnsafeFileError) as info:
             await store.append("log", [1])
         assert info.value.key == "log"
-        with pytest.raises(UnsafeFileError):
-            await store.flush()
+        await _settle(store)
     assert outside.read_bytes() == before  # noqa: ASYNC240
 
 
@@ -294,6 +307,7 @@ def test_an_existing_log_is_appended_in_place(tmp_path: Path) -> None:
     assert store.read("log") == [1, 2]
 
 
+@needs_proc
 def test_new_directories_are_made_durable_even_past_the_tracking_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
