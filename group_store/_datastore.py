@@ -143,7 +143,7 @@ class DataStore(View):
         return count
 
     def _locked(self, loc: Location, function: Callable[..., T], *args: Any) -> T:
-        with self._engine.lock(loc.directory):
+        with self._engine.lock(loc.directory, loc.key):
             return function(*args)
 
     async def run_sync(self, function: Callable[[Store], T]) -> T:

@@ -105,14 +105,15 @@ class Engine:
         return Location(directory, encode_segment(key), key, directory_keys)
 
     @contextmanager
-    def lock(self, directory: str) -> Iterator[None]:
+    def lock(self, directory: str, key: str | None = None) -> Iterator[None]:
         """Hold the directory's lock; mutations below expect it to be held.
 
         Raises:
             StorageError, UnsafeFileError: if the lock cannot be taken (the acquire
-                happens inside the error boundary, so a refusal is typed too).
+                happens inside the error boundary, so a refusal is typed too, and
+                names ``key``, the entry it is taken for, if given).
         """
-        with boundary(None, self.storage, directory):
+        with boundary(key, self.storage, directory):
             held = self.storage.lock(directory)
             held.__enter__()
         try:

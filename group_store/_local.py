@@ -1,12 +1,22 @@
 """The local file-system implementation of the storage seam.
 
-Every path is walked one component at a time from the root with
-``O_NOFOLLOW``-opened directory descriptors, so a symlink planted anywhere
-inside the store is refused rather than followed out of it. Files are opened
-with ``O_NOFOLLOW | O_NONBLOCK`` and checked to be regular before use, so a
-planted FIFO cannot hang a read. Not guaranteed: protection against a process
-that swaps a directory for a symlink between two of our own calls on
-platforms without ``O_NOFOLLOW``.
+Directories are walked, created and made durable by ``DirectoryTree`` (no
+symlink inside the store is ever followed). Files are opened
+relative to their directory's descriptor with ``O_NOFOLLOW | O_NONBLOCK`` and
+checked to be regular before use, so a planted FIFO cannot hang a read; any
+entry that is not a regular file (symlink, FIFO, socket, device, directory) is
+refused with ``UnsafeFileError``, whatever ``errno`` opening it gave. In-place
+writes (appends, the torn-tail cut) also refuse a file with more than one link.
+
+Descriptors held at once: per storage object, the tree's root descriptor (plus
+one per time the root was removed and recreated under it, parked until the object
+goes); per process, at most ``IDLE_LOCK_DESCRIPTORS`` idle lock descriptors plus
+one per directory whose lock is held or awaited; per operation in progress, two
+during a walk, one for its directory after it, one per file it reads or writes,
+and at most ``GROUP_COMMIT_DESCRIPTORS`` temporary files in a durable group commit.
+
+Not guaranteed: protection against a process that swaps a directory for a
+symlink between two of our own calls on platforms without ``O_NOFOLLOW``.
 """
 
 from __future__ import annotations
@@ -23,17 +33,24 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ._codec import split_log
+from ._directories import DirectoryTree
 from ._errors import UnsafeFileError
 from ._layout import LOCK_NAME, temp_name
-from ._locks import DirectoryLock
+from ._locks import DirectoryLock, process_locks
 from ._storage import Kind, Listing
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
+# No O_CREAT: a new log is written whole beside its name and renamed into place.
+_LOG_FLAGS = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# Read-only suffices for flock; O_CREAT without write access still works on a
+# read-only file system once the lock file exists.
+_LOCK_FLAGS = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK})
 _SNAPSHOT_ATTEMPTS = 16
+
+GROUP_COMMIT_DESCRIPTORS = 64
+"""Temporary files a durable ``write_many`` holds open at once (fsynced in parallel, then renamed)."""
 
 
 class LocalStorage:
@@ -43,12 +60,9 @@ class LocalStorage:
         self.root = root
         self.file_mode = file_mode
         self.dir_mode = dir_mode
-        self._locks: dict[str, DirectoryLock] = {}
-        self._locks_guard = threading.Lock()
-        self._root_fd: int | None = None
-        # Every root descriptor ever opened (the current one last), closed when this object goes.
-        self._root_fds: list[int] = []
-        finalizer = weakref.finalize(self, _close_descriptors, self._root_fds)
+        self._tree = DirectoryTree(root, dir_mode)
+        self._lock_root = os.path.abspath(root)
+        finalizer = weakref.finalize(self, _close_descriptors, self._tree.root_fds)
         # Not at interpreter exit: atexit hooks run last-registered first, so this one
         # would close the root while the writers' exit hook still drains their queues.
         finalizer.atexit = False
@@ -57,95 +71,31 @@ class LocalStorage:
         path = self.root / directory if directory else self.root
         return path / name if name else path
 
-    # -- directories -------------------------------------------------------
-
-    def _open_root(self, create: bool) -> int | None:
-        """The root's descriptor, kept open between calls (never close it).
-
-        Re-validated with one fstat: a root that was removed (``st_nlink == 0``)
-        is opened again by path, so a recreated root is used, not the deleted one.
-        A stale descriptor is parked, not closed, because another thread may still
-        be using it.
-        """
-        fd = self._root_fd
-        if fd is not None and os.fstat(fd).st_nlink > 0:
-            return fd
-        try:
-            fresh = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            if not create:
-                return None
-            os.makedirs(self.root, mode=self.dir_mode, exist_ok=True)
-            fresh = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        with self._locks_guard:
-            self._root_fds.append(fresh)
-            self._root_fd = fresh
-        return fresh
-
-    def _open_dir(self, directory: str, create: bool, durable: bool = False) -> int | None:
-        """A descriptor for ``directory``; the caller closes it unless it is the root's."""
-        fd = self._open_root(create)
-        if fd is None or not directory:
-            return fd
-        walked = ""
-        parent = fd
-        for part in directory.split("/"):
-            walked = f"{walked}/{part}" if walked else part
-            try:
-                child = self._open_child_dir(parent, part, walked, create, durable)
-            finally:
-                if parent != fd:
-                    os.close(parent)
-            if child is None:
-                return None
-            parent = child
-        return parent
-
-    def _open_child_dir(self, parent: int, part: str, walked: str, create: bool, durable: bool) -> int | None:
-        while True:
-            try:
-                return os.open(part, _DIR_FLAGS, dir_fd=parent)
-            except FileNotFoundError:
-                if not create:
-                    return None
-                try:
-                    os.mkdir(part, self.dir_mode, dir_fd=parent)
-                except FileExistsError:
-                    pass  # another writer made it first; open it on the next turn
-                else:
-                    if durable:
-                        os.fsync(parent)
-            except OSError as exc:
-                if exc.errno in _LINK_ERRNOS:
-                    raise UnsafeFileError(
-                        "not a directory (symlinks are never followed)", path=self.path(walked)
-                    ) from exc
-                raise
-
-    @contextmanager
-    def _dir(self, directory: str, create: bool, durable: bool = False) -> Iterator[int | None]:
-        fd = self._open_dir(directory, create, durable)
-        try:
-            yield fd
-        finally:
-            if fd is not None and directory:
-                os.close(fd)
+    def _dir(self, directory: str, create: bool) -> AbstractContextManager[int | None]:
+        return self._tree.open(directory, create)
 
     # -- files -------------------------------------------------------------
-
-    def _open_regular(self, dir_fd: int, directory: str, name: str, flags: int, mode: int = 0o600) -> int:
-        return self._open_regular_sized(dir_fd, directory, name, flags, mode)[0]
 
     def _open_regular_sized(
         self, dir_fd: int, directory: str, name: str, flags: int, mode: int = 0o600
     ) -> tuple[int, os.stat_result]:
-        """A descriptor of the regular file ``name`` and its status (one fstat serves both checks)."""
+        """A descriptor of the regular file ``name`` and its status (one fstat serves both checks).
+
+        Raises:
+            FileNotFoundError: as is, for callers that expect it.
+            UnsafeFileError: if ``name`` is anything but a regular file.
+            OSError: any other refusal, naming the file.
+        """
         try:
             fd = os.open(name, flags, mode, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise
         except OSError as exc:
             if exc.errno in _LINK_ERRNOS:
                 raise UnsafeFileError("is a symlink; refusing to follow it", path=self.path(directory, name)) from exc
-            raise
+            if _is_other_than_regular(dir_fd, name):  # a socket gives ENXIO, a directory EISDIR, ...
+                raise UnsafeFileError("is not a regular file", path=self.path(directory, name)) from exc
+            raise _naming(exc, self.path(directory, name)) from exc
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
             os.close(fd)
@@ -241,56 +191,115 @@ class LocalStorage:
     ) -> list[BaseException | None]:
         """``write()`` of several files in one directory, with one group commit when ``durable``.
 
-        Every temporary file is written first, then all are fsynced in parallel
-        (the file system folds concurrent fsyncs into few journal commits), then
-        each is renamed into place and the directory is fsynced once. Returns one
-        outcome per item: an item whose error is returned kept its old file,
-        except when the final directory fsync fails (then every item reports it:
-        the new files are in place but not known to be durable).
+        Not durable: each file is written to a temporary file, closed and renamed
+        into place before the next, so one descriptor is open at a time. Durable:
+        in chunks of ``GROUP_COMMIT_DESCRIPTORS``, every temporary file is written,
+        all are fsynced in parallel (the file system folds concurrent fsyncs into
+        few journal commits), then each is renamed into place; the directory is
+        fsynced once after the last chunk, then every directory this object created
+        on the way (``DirectoryTree.sync_new``). Returns one outcome per item: an
+        item whose error is returned kept its old file, except when a final fsync
+        fails (then every item reports it: the new files are in place but not
+        known to be durable).
         """
-        outcomes: list[BaseException | None] = [None] * len(items)
-        with self._dir(directory, create=True, durable=durable) as dir_fd:
+        with self._dir(directory, create=True) as dir_fd:
             assert dir_fd is not None
-            temps: list[tuple[int, str, int]] = []  # (item index, temp name, fd)
+            outcomes = self._write_in(dir_fd, directory, items, durable=durable)
+        if durable:
             try:
-                for index, (name, data) in enumerate(items):
+                self._tree.sync_new(directory)
+            except OSError as exc:
+                outcomes = [outcome or exc for outcome in outcomes]
+        return outcomes
+
+    def _write_in(
+        self, dir_fd: int, directory: str, items: Sequence[tuple[str, bytes]], *, durable: bool
+    ) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = [None] * len(items)
+        if not durable:
+            for index, (name, data) in enumerate(items):
+                outcomes[index] = self._write_one(dir_fd, directory, name, data)
+            return outcomes
+        for start in range(0, len(items), GROUP_COMMIT_DESCRIPTORS):
+            chunk = range(start, min(start + GROUP_COMMIT_DESCRIPTORS, len(items)))
+            self._commit_chunk(dir_fd, directory, items, chunk, outcomes)
+        try:
+            os.fsync(dir_fd)
+        except OSError as exc:
+            outcomes = [outcome or exc for outcome in outcomes]
+        return outcomes
+
+    def _write_one(self, dir_fd: int, directory: str, name: str, data: bytes) -> BaseException | None:
+        """Write, close and rename one temporary file; its outcome."""
+        temp: str | None = None
+        try:
+            self._refuse_non_regular(dir_fd, directory, name)
+            temp, fd = self._create_temp(dir_fd, directory, name)
+            try:
+                self._write_all(fd, data)
+            finally:
+                os.close(fd)
+            self._replace(dir_fd, temp, name)
+        except BaseException as exc:  # even an interrupt leaves no temporary file behind
+            if temp is not None:
+                _unlink_quietly(dir_fd, temp)
+            return exc
+        return None
+
+    def _commit_chunk(
+        self,
+        dir_fd: int,
+        directory: str,
+        items: Sequence[tuple[str, bytes]],
+        chunk: range,
+        outcomes: list[BaseException | None],
+    ) -> None:
+        """Write, fsync in parallel and rename the items of ``chunk`` (no directory fsync)."""
+        temps: list[tuple[int, str, int]] = []  # (item index, temp name, fd)
+        try:
+            try:
+                for index in chunk:
+                    name, data = items[index]
                     try:
                         self._refuse_non_regular(dir_fd, directory, name)
-                        temp = temp_name(name)
-                        fd = self._open_regular(dir_fd, directory, temp, _TEMP_FLAGS, self.file_mode)
+                        temp, fd = self._create_temp(dir_fd, directory, name)
                         temps.append((index, temp, fd))
                         self._write_all(fd, data)
                     except BaseException as exc:  # even an interrupt leaves no temporary file behind
                         outcomes[index] = exc
-                if durable:
-                    for (index, _, _), error in zip(temps, _fsync_all([fd for _, _, fd in temps]), strict=True):
-                        outcomes[index] = outcomes[index] or error
+                for (index, _, _), error in zip(temps, _fsync_all([fd for _, _, fd in temps]), strict=True):
+                    outcomes[index] = outcomes[index] or error
             finally:
                 for _, _, fd in temps:
                     os.close(fd)
-            for index, temp, _ in temps:
-                if outcomes[index] is None:
-                    try:
-                        self._replace(dir_fd, temp, items[index][0])
-                        continue
-                    except BaseException as exc:
-                        outcomes[index] = exc
+        except BaseException:
+            for _, temp, _ in temps:
                 _unlink_quietly(dir_fd, temp)
-            if durable:
+            raise
+        for index, temp, _ in temps:
+            if outcomes[index] is None:
                 try:
-                    os.fsync(dir_fd)
-                except OSError as exc:
-                    outcomes = [outcome or exc for outcome in outcomes]
-        return outcomes
+                    self._replace(dir_fd, temp, items[index][0])
+                    continue
+                except BaseException as exc:
+                    outcomes[index] = exc
+            _unlink_quietly(dir_fd, temp)
+
+    def _create_temp(self, dir_fd: int, directory: str, name: str) -> tuple[str, int]:
+        """A new temporary file beside ``name``: its name and descriptor.
+
+        No fstat: ``O_CREAT | O_EXCL`` makes a new regular file or fails. A refusal names ``name``.
+        """
+        temp = temp_name(name)
+        try:
+            return temp, os.open(temp, _TEMP_FLAGS, self.file_mode, dir_fd=dir_fd)
+        except OSError as exc:
+            raise _naming(exc, self.path(directory, name)) from exc
 
     def _refuse_non_regular(self, dir_fd: int, directory: str, name: str) -> None:
         # rename() would replace a planted symlink or FIFO without following it; refusing
         # is clearer than silently swapping a file someone put there on purpose.
-        try:
-            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
-        except FileNotFoundError:
-            return
-        if not stat.S_ISREG(mode):
+        if _is_other_than_regular(dir_fd, name):
             raise UnsafeFileError("is not a regular file; refusing to replace it", path=self.path(directory, name))
 
     def _write_all(self, fd: int, data: bytes) -> None:
@@ -302,27 +311,49 @@ class LocalStorage:
         os.rename(source, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
     def append(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
-        with self._dir(directory, create=True, durable=durable) as dir_fd:
+        """See ``Storage.append``. A new log is written as a document is (temporary file,
+        rename), so it never exists without its first lines; an existing one is appended
+        to in place, after checking it is a regular file with no other link."""
+        with self._dir(directory, create=True) as dir_fd:
             assert dir_fd is not None
-            fd = self._open_regular(dir_fd, directory, name, _APPEND_FLAGS, self.file_mode)
             try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    # A torn last line (a crash mid-append): cut it before it becomes a corrupt middle line.
-                    _, size = split_log(os.pread(fd, size, 0))
-                    os.ftruncate(fd, size)
+                fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
+            except FileNotFoundError:
+                error = self._write_in(dir_fd, directory, [(name, data)], durable=durable)[0]
+                if error is not None:
+                    raise error from None
+            else:
                 try:
-                    self._write_all(fd, data)
-                    if durable:
-                        os.fsync(fd)
-                except BaseException:
-                    # All or nothing: a failed append (ENOSPC mid-write) leaves no partial items behind.
-                    os.ftruncate(fd, size)
-                    raise
-            finally:
-                os.close(fd)
+                    self._append_in_place(fd, status, directory, name, data, durable)
+                finally:
+                    os.close(fd)
+                if durable:  # the log's own entry: it may have been made by a write not yet durable
+                    os.fsync(dir_fd)
+        if durable:
+            self._tree.sync_new(directory)
+
+    def _append_in_place(
+        self, fd: int, status: os.stat_result, directory: str, name: str, data: bytes, durable: bool
+    ) -> None:
+        if status.st_nlink > 1:
+            # Another name for this inode may lie outside the store: neither the append
+            # nor the torn-tail cut may reach it.
+            raise UnsafeFileError(
+                "has more than one link (a hard link?); refusing to write it in place", path=self.path(directory, name)
+            )
+        size = status.st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # A torn last line (a crash mid-append): cut it before it becomes a corrupt middle line.
+            _, size = split_log(os.pread(fd, size, 0))
+            os.ftruncate(fd, size)
+        try:
+            self._write_all(fd, data)
             if durable:
-                os.fsync(dir_fd)
+                os.fsync(fd)
+        except BaseException:
+            # All or nothing: a failed append (ENOSPC mid-write) leaves no partial items behind.
+            os.ftruncate(fd, size)
+            raise
 
     def remove(self, directory: str, name: str, *, durable: bool = False) -> bool:
         with self._dir(directory, create=False) as dir_fd:
@@ -334,7 +365,9 @@ class LocalStorage:
                 return False
             if durable:
                 os.fsync(dir_fd)
-            return True
+        if durable:
+            self._tree.sync_new(directory)
+        return True
 
     def scan(self, directory: str) -> list[Listing]:
         with self._dir(directory, create=False) as dir_fd:
@@ -356,16 +389,90 @@ class LocalStorage:
                     for entry in entries
                 ]
 
+    # -- locks -------------------------------------------------------------
+
     def lock(self, directory: str) -> AbstractContextManager[None]:
-        # Walk (and create) the directory first, every time, so the lock file never
-        # lands behind a symlink nor fails because the directory was removed meanwhile.
-        with self._dir(directory, create=True):
-            pass
-        with self._locks_guard:
-            lock = self._locks.get(directory)
-            if lock is None:
-                lock = self._locks[directory] = DirectoryLock(str(self.path(directory, LOCK_NAME)), self.file_mode)
-        return lock.hold()
+        """See ``Storage.lock``: the directory's ``DirectoryLock``, re-entrant per thread."""
+        return self._held(directory)
+
+    def lock_key(self, directory: str) -> str:
+        """The key of ``directory``'s lock in ``process_locks``: its absolute path."""
+        return os.path.join(self._lock_root, directory) if directory else self._lock_root
+
+    @contextmanager
+    def _held(self, directory: str) -> Iterator[None]:
+        lock = process_locks.checkout(self.lock_key(directory))
+        try:
+            with lock.thread_lock:
+                if not lock.depth:
+                    self._acquire(directory, lock)
+                lock.depth += 1
+                try:
+                    yield
+                finally:
+                    lock.depth -= 1
+                    if not lock.depth:
+                        lock.release()
+        finally:
+            process_locks.checkin(lock)
+
+    def _acquire(self, directory: str, lock: DirectoryLock) -> None:
+        """flock the kept descriptor of ``directory``'s ``.lock`` (this thread holds ``lock.thread_lock``).
+
+        The directory is walked (and created) every time, so the lock file never lands
+        behind a symlink nor fails because the directory was removed meanwhile; the file
+        is opened relative to the walked descriptor with ``O_NOFOLLOW``. Once locked, the
+        descriptor must still be the file that ``.lock`` names in that directory (the
+        directory or the file may have been replaced since it was opened): otherwise it
+        is closed and the next turn opens the file that is there now.
+        """
+        try:
+            while not self._try_acquire(directory, lock):
+                pass
+        except BaseException:
+            lock.close()  # even after an interrupt no flock stays behind
+            raise
+
+    def _try_acquire(self, directory: str, lock: DirectoryLock) -> bool:
+        with self._dir(directory, create=True) as dir_fd:
+            assert dir_fd is not None
+            if lock.fd is None or lock.is_inherited():
+                lock.close()  # an inherited descriptor's flock is the parent's: never use it
+                try:
+                    fd, status = self._open_regular_sized(dir_fd, directory, LOCK_NAME, _LOCK_FLAGS, self.file_mode)
+                except FileNotFoundError:
+                    return False  # the directory was removed after the walk: walk (and create) it again
+                lock.attach(fd, (status.st_dev, status.st_ino))
+            assert lock.fd is not None
+            try:
+                lock.flock()
+            except OSError as exc:
+                raise _naming(exc, self.path(directory, LOCK_NAME)) from exc
+            if _identity(dir_fd, LOCK_NAME) == lock.identity:
+                return True
+            lock.close()  # unlocked and closed: the next turn opens the file .lock names now
+            return False
+
+
+def _identity(dir_fd: int, name: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _is_other_than_regular(dir_fd: int, name: str) -> bool:
+    """True if ``name`` exists and is not a regular file (without following a symlink)."""
+    try:
+        return not stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` again, naming ``path`` (absolute, so the store's error boundary reports this file)."""
+    return OSError(exc.errno, exc.strerror, os.path.abspath(path))
 
 
 _fsync_pool: ThreadPoolExecutor | None = None

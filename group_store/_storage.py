@@ -33,9 +33,15 @@ class Listing(NamedTuple):
 class Storage(Protocol):
     """Primitive, key-agnostic file operations under one root.
 
-    Implementations raise ``UnsafeFileError`` for a symlink, FIFO or other
-    non-regular file where a regular file or directory is expected, and let
-    other ``OSError`` through for the store to translate.
+    Implementations raise ``UnsafeFileError`` for a symlink, FIFO, socket or
+    other non-regular file where a regular file or directory is expected (whatever
+    the underlying refusal), and let other ``OSError`` through for the store to
+    translate, with ``filename`` set to the absolute path of the file refused when
+    it is not the entry's own (a sidecar, an index, the lock file).
+
+    Durability: every method taking ``durable`` returns, when it is true, only once
+    its effect and every directory the storage created on the way to it (by any
+    method, ``lock()`` included) would survive a power loss.
     """
 
     def path(self, directory: str, name: str = "") -> Path:
@@ -69,8 +75,10 @@ class Storage(Protocol):
     def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
         """Replace the file atomically: readers see the old or the new bytes, never a mix.
 
-        Creates missing directories. With ``durable``, the data and the rename
-        are on stable storage when this returns.
+        Creates missing directories. With ``durable``, the data, the rename and
+        the new directories are on stable storage when this returns. Not
+        guaranteed: directories created by another process or storage object
+        (each makes its own durable before acknowledging its own durable writes).
         """
         ...
 
@@ -80,20 +88,27 @@ class Storage(Protocol):
         """``write()`` of several ``(name, data)`` in one directory, as one group commit.
 
         Returns one outcome per item (``None`` for success); an item that failed kept its old file.
+        The number of descriptors held at once is bounded, whatever the number of items.
         """
         ...
 
     def append(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
         """Append ``data`` in one write after cutting a torn last line (one without its newline).
 
-        The caller holds ``lock(directory)``.
+        A new file comes into being whole, with ``data`` as its first lines (as
+        ``write()``: no empty or partial file is ever visible); an existing one is
+        written in place, and refused with ``UnsafeFileError`` if it is not a regular
+        file or has more than one link (another name may lie outside the store).
+        All or nothing: a failed append leaves the file as it was. With ``durable``,
+        as ``write()``. The caller holds ``lock(directory)``.
         """
         ...
 
     def remove(self, directory: str, name: str, *, durable: bool = False) -> bool:
         """Delete a file; ``True`` if it existed.
 
-        With ``durable``, the removal is on stable storage when this returns.
+        With ``durable``, the removal (and, as for ``write()``, any directory the
+        storage created) is on stable storage when this returns.
         """
         ...
 
@@ -102,5 +117,12 @@ class Storage(Protocol):
         ...
 
     def lock(self, directory: str) -> AbstractContextManager[None]:
-        """Exclusive lock on ``directory`` across threads and processes (creates it)."""
+        """Exclusive lock on ``directory`` across threads and processes (creates it).
+
+        Re-entrant in one thread; enter and exit it on the same thread (all threads
+        share one lock per directory, owned by the thread that entered). Entering raises ``UnsafeFileError``
+        if the lock file is a symlink or not a regular file, ``OSError`` if the file
+        system refuses; a directory made here is durable only after the next durable
+        operation of this storage returns.
+        """
         ...

@@ -55,7 +55,7 @@ class Store(View):
             StorageError, UnsafeFileError: if the file system refuses (the old value stays).
         """
         loc, payload, expiry = self._document(key, data, ttl, expires_at)
-        with self._engine.lock(loc.directory):
+        with self._engine.lock(loc.directory, loc.key):
             self._engine.save(loc, payload, expiry)
 
     def append(self, key: str, items: Sequence[Any], *, max_items: int | None = None) -> None:
@@ -67,7 +67,7 @@ class Store(View):
         """
         loc, lines, count = self._lines(key, items, max_items)
         if count:
-            with self._engine.lock(loc.directory):
+            with self._engine.lock(loc.directory, loc.key):
                 self._engine.append(loc, lines, count, max_items)
 
     def load(self, key: str) -> Any:
@@ -102,7 +102,7 @@ class Store(View):
     def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it held a live entry."""
         loc = self._location(key)
-        with self._engine.lock(loc.directory):
+        with self._engine.lock(loc.directory, loc.key):
             return self._engine.delete(loc)
 
     def update(
@@ -126,7 +126,7 @@ class Store(View):
         """
         loc = self._location(key)
         expiry = self._update_expiry(key, ttl, expires_at)
-        with self._engine.lock(loc.directory):
+        with self._engine.lock(loc.directory, loc.key):
             return self._engine.update(loc, function, default, expiry)
 
     @contextmanager
