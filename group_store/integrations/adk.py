@@ -315,8 +315,11 @@ class GroupStoreSessionService(BaseSessionService):
         return self._commit_event_to_session(session, event)
 
 
-def _tail(directory: Store, count: int) -> list[Any]:
-    lines: list[Any] = directory.read("events", last=count) if directory.exists("events") else []
+def _tail(directory: Store, count: int | None) -> list[Any]:
+    """The newest ``count`` event lines (all if ``None``), oldest first."""
+    if count == 0 or not directory.exists("events"):
+        return []
+    lines: list[Any] = directory.read("events", last=count)
     return lines
 
 
