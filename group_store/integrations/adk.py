@@ -76,7 +76,7 @@ from google.adk.sessions.state import State
 from pydantic_core import to_jsonable_python
 from typing_extensions import override
 
-from group_store import Store
+from group_store import KeyNotFoundError, Store
 
 from ._blocking import BlockingRunner, StoreArg
 
@@ -317,9 +317,12 @@ class GroupStoreSessionService(BaseSessionService):
 
 def _tail(directory: Store, count: int | None) -> list[Any]:
     """The newest ``count`` event lines (all if ``None``), oldest first."""
-    if count == 0 or not directory.exists("events"):
+    if count == 0:
         return []
-    lines: list[Any] = directory.read("events", last=count)
+    try:
+        lines: list[Any] = directory.read("events", last=count)
+    except KeyNotFoundError:
+        return []
     return lines
 
 

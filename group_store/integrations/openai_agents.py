@@ -5,8 +5,9 @@ protocol structurally (``session_id``, ``session_settings``, ``get_items``,
 ``add_items``, ``pop_item``, ``clear_session``), so ``Runner.run(agent, input,
 session=...)`` takes it where it takes ``SQLiteSession``. This module does not
 import the SDK (``openai-agents`` is needed only to pass a dict as
-``session_settings``, or to default it to ``SessionSettings()`` as
-``SQLiteSession`` does). Layout, under the store given::
+``session_settings``). ``session_settings`` defaults to ``None``, the protocol's
+default, where ``SQLiteSession`` makes a ``SessionSettings()``: both mean no
+default limit, and the default costs no SDK import. Layout, under the store given::
 
     agent_sessions/<session_id>/items.jsonl   the session's items, oldest first, one JSON object a line
 
@@ -163,14 +164,7 @@ class GroupStoreSession:
 
 
 def _settings(value: Any) -> Any:
-    # SQLiteSession defaults to SessionSettings() and coerces dicts; both need the SDK,
-    # so it is imported here, never at module import.
-    if value is None:
-        try:
-            from agents.memory import SessionSettings
-        except ImportError:
-            return None
-        return SessionSettings()
+    # A dict is coerced as SQLiteSession does, which needs the SDK: imported here, never at module import.
     if isinstance(value, dict):
         from agents.memory.session_settings import coerce_session_settings
 

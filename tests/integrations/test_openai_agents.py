@@ -6,6 +6,8 @@ import asyncio
 import os
 import random
 import struct
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -94,11 +96,12 @@ async def test_behaves_like_sqlite_session_on_a_data_store(tmp_path: Path) -> No
 
 
 @pytest.mark.anyio
-async def test_is_an_sdk_session_with_sqlites_defaults(tmp_path: Path) -> None:
+async def test_is_an_sdk_session_with_sqlites_settings(tmp_path: Path) -> None:
     session = GroupStoreSession("s", tmp_path)
     assert isinstance(session, Session)  # the SDK's runtime-checkable protocol
     typed: Session = session  # and mypy agrees, structurally
-    assert typed.session_settings == SessionSettings() == SQLiteSession("x").session_settings
+    assert typed.session_settings is None  # the protocol's default; SQLiteSession's SessionSettings() means the same
+    assert SQLiteSession("x").session_settings == SessionSettings(limit=None)
     from_dict = GroupStoreSession("s", tmp_path, session_settings={"limit": 2})
     assert from_dict.session_settings == SessionSettings(limit=2)
     await session.add_items([_item(i) for i in range(5)])
@@ -226,8 +229,8 @@ def _text(item: dict[str, Any]) -> str:
 
 def test_runner_two_turns_resumed_from_a_new_process(tmp_path: Path) -> None:
     root = str(tmp_path)
-    run_processes([(_run_turn, (root, "What is the capital of France?", "Paris.", []))])
-    run_processes([(_run_turn, (root, "And of Italy?", "Rome.", ["What is the capital of France?", "Paris."]))])
+    workers.run_forked([(_run_turn, (root, "What is the capital of France?", "Paris.", []))])
+    workers.run_forked([(_run_turn, (root, "And of Italy?", "Rome.", ["What is the capital of France?", "Paris."]))])
     items = Store(tmp_path).narrow("agent_sessions", "conversation-1").read("items")
     assert [_text(item) for item in items] == ["What is the capital of France?", "Paris.", "And of Italy?", "Rome."]
     assert [item["role"] for item in items] == ["user", "assistant", "user", "assistant"]
@@ -300,3 +303,15 @@ def test_sigkill_during_add_items_keeps_every_acknowledged_item(tmp_path: Path) 
         # An unacknowledged last batch may be there whole or not at all, never one item of it alone.
         assert all(n in tails or acked.get(n) or n % 5 == 4 for n in by_n)
     assert kills >= 10
+
+
+def test_the_module_never_imports_the_sdk() -> None:
+    code = (
+        "import sys, anyio, tempfile\n"
+        "from group_store.integrations.openai_agents import GroupStoreSession\n"
+        "session = GroupStoreSession('s', tempfile.mkdtemp())\n"
+        "anyio.run(session.add_items, [{'role': 'user', 'content': 'hi'}])\n"
+        "assert anyio.run(session.get_items) == [{'role': 'user', 'content': 'hi'}]\n"
+        "assert 'agents' not in sys.modules, 'the SDK was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
