@@ -36,6 +36,12 @@ Semantics, each where ``SQLiteSession`` (the SDK's reference) defines it:
 - ``close()`` marks the session closed; later calls raise ``RuntimeError`` as
   ``SQLiteSession``'s do. Nothing else is held open.
 
+Performance: ``add_items`` is one append. ``get_items(limit)`` and ``pop_item``
+ask the store for the newest lines only (``read(last=)``), so they cost what
+the store's tail read costs; today that read loads and splits the whole file
+(about 4 ms for 10,000 items of 200 B here), which the store's engine can cut
+to a read from the end without any change here.
+
 Items are stored as group_store stores JSON: values ``json.dumps`` accepts but JSON
 cannot hold faithfully (NaN, integers beyond 64 bits) raise ``SerializationError``
 (a ``TypeError``) and nothing is written. Durability is the store's: an
@@ -204,15 +210,16 @@ def _live_newest_first(lines: Sequence[Any], want: int | None) -> list[Any]:
 def _newest(session: Store, want: int | None, window: int | None) -> list[Any]:
     """The newest ``want`` live items (all if ``None``), newest first.
 
-    Reads the newest ``window`` lines first, and four times as many while
-    ``"pop"`` lines among them leave fewer than ``want`` items.
+    Reads the newest ``window`` lines first, and 64 times as many while ``"pop"``
+    lines among them leave fewer than ``want`` items (few steps: each read costs
+    the whole file today, see the module's performance note).
     """
     while True:
         lines = _read(session, window)
         live = _live_newest_first(lines, want)
         if want is None or window is None or len(live) >= want or len(lines) < window:
             return live
-        window *= 4
+        window *= 64
 
 
 def _clear(session: Store) -> None:

@@ -23,7 +23,7 @@ from ..test_crash import run_then_kill
 from . import workers
 
 agents = pytest.importorskip("agents")
-from agents import Agent, Runner  # noqa: E402
+from agents import Agent, Runner, set_tracing_disabled  # noqa: E402
 from agents.memory import Session, SessionSettings, SQLiteSession  # noqa: E402
 from agents.testing import ScriptedModel, assistant_message  # noqa: E402
 
@@ -208,6 +208,8 @@ async def test_refusals_change_nothing(tmp_path: Path) -> None:
 
 
 def _run_turn(root: str, user_text: str, reply: str, expect_history: list[str]) -> None:
+    set_tracing_disabled(True)  # offline: no trace export is even attempted
+
     async def main() -> None:
         model = ScriptedModel([[assistant_message(reply, item_id=f"msg-{reply}")]])
         agent = Agent(name="assistant", instructions="Be brief.", model=model)
