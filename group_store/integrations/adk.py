@@ -140,7 +140,7 @@ def _locks(*stores: Store | None) -> Iterator[None]:
 
 
 def _event_data(event: Event) -> dict[str, Any]:
-    data: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
+    data: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)  # as the SQLite service stores it
     return data
 
 

@@ -42,7 +42,8 @@ from group_store.integrations.adk import (
     store_from_uri,
 )
 
-# The ADK's services and Runner are asyncio code (asyncio locks, aiosqlite).
+# The ADK's own services and Runner are asyncio code (asyncio locks, aiosqlite): tests that run them are
+# asyncio only; those of our services alone run on trio too.
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 
 
@@ -229,8 +230,7 @@ async def test_detects_stale_sessions_as_the_sqlite_service_does(tmp_path: Path,
     await reference.close()
 
 
-@asyncio_only
-@pytest.mark.anyio
+@pytest.mark.anyio  # our service alone: asyncio and trio
 async def test_a_session_from_another_process_is_stale_after_an_append(tmp_path: Path, clock: Clock) -> None:
     first, second = GroupStoreSessionService(tmp_path), GroupStoreSessionService(tmp_path)
     created = await first.create_session(app_name="a", user_id="u", session_id="s")
@@ -259,8 +259,7 @@ async def test_a_session_from_another_process_is_stale_after_an_append(tmp_path:
         await first.append_event(Session(id="nope", app_name="a", user_id="u"), last)
 
 
-@asyncio_only
-@pytest.mark.anyio
+@pytest.mark.anyio  # our service alone: asyncio and trio
 async def test_create_refuses_duplicates_and_splits_state(tmp_path: Path, clock: Clock) -> None:
     service = GroupStoreSessionService(str(tmp_path))
     state = {"app:theme": "dark", "user:lang": "en", "temp:scratch": 1, "topic": "capitals"}
@@ -279,8 +278,7 @@ async def test_create_refuses_duplicates_and_splits_state(tmp_path: Path, clock:
     assert await service.get_user_state(app_name="geo", user_id="nobody") == {}
 
 
-@asyncio_only
-@pytest.mark.anyio
+@pytest.mark.anyio  # our service alone: asyncio and trio
 async def test_delete_then_recreate_starts_empty(tmp_path: Path, clock: Clock) -> None:
     async with DataStore(tmp_path) as data_store:
         service = GroupStoreSessionService(data_store)
@@ -470,3 +468,22 @@ def test_uri_scheme_builds_both_services(tmp_path: Path) -> None:
     assert isinstance(
         create_memory_service_from_options(base_dir=str(tmp_path), memory_service_uri=uri), GroupStoreMemoryService
     )
+
+
+@asyncio_only
+@pytest.mark.anyio
+async def test_a_runner_session_snapshots_as_readable_files(tmp_path: Path, clock: Clock, store_snapshot: Any) -> None:
+    from google.adk.agents import LlmAgent
+    from google.adk.cli.agent_test_runner import MockModel
+    from google.adk.runners import Runner
+
+    replies = [types.Content(role="model", parts=[types.Part(text=text)]) for text in ("Paris.", "Rome.")]
+    agent = LlmAgent(name="assistant", model=MockModel.create(replies), output_key="last_reply")
+    sessions = GroupStoreSessionService(Store(tmp_path))
+    runner = Runner(app_name="geo", agent=agent, session_service=sessions)
+    await sessions.create_session(app_name="geo", user_id="ada", session_id="s1", state={"user:lang": "en"})
+    for text in ("Capital of France?", "And of Italy?"):
+        message = types.Content(role="user", parts=[types.Part(text=text)])
+        _ = [event async for event in runner.run_async(user_id="ada", session_id="s1", new_message=message)]
+    # Times and ids come from the ADK's platform providers (the clock fixture), so nothing needs masking.
+    store_snapshot.assert_match(Store(tmp_path))

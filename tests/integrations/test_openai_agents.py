@@ -317,3 +317,17 @@ def test_the_module_never_imports_the_sdk() -> None:
         "assert 'agents' not in sys.modules, 'the SDK was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@asyncio_only
+@pytest.mark.anyio
+async def test_a_runner_session_snapshots_as_readable_files(tmp_path: Path, store_snapshot: Any) -> None:
+    set_tracing_disabled(True)
+    model = ScriptedModel(
+        [[assistant_message("Paris.", item_id="msg-1")], [assistant_message("Rome.", item_id="msg-2")]]
+    )
+    agent = Agent(name="assistant", instructions="Be brief.", model=model)
+    session = GroupStoreSession("conversation-1", Store(tmp_path))
+    for text in ("Capital of France?", "And of Italy?"):
+        await Runner.run(agent, text, session=session)
+    store_snapshot.assert_match(Store(tmp_path))
