@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,11 @@ async def fill_session(session: Any, count: int) -> None:
 
 async def session_cells(sessions: dict[int, Any], count: int, ops: int) -> dict[str, float]:
     big = sessions[count]
-    cells = {"add_items (1 item)": await timed([lambda i=i: big.add_items([item(i)]) for i in range(ops)])}
+    cells = {"add_items (1 item)": await timed([partial(big.add_items, [item(i)]) for i in range(ops)])}
     for size, session in sessions.items():
         assert len(await session.get_items(limit=50)) == 50
         cells[f"get_items(limit=50), {size:,} stored"] = await timed(
-            [lambda s=session: s.get_items(limit=50) for _ in range(ops)]
+            [partial(session.get_items, limit=50) for _ in range(ops)]
         )
     cells["pop_item"] = await timed([big.pop_item for _ in range(ops)])
     return cells
@@ -107,7 +108,7 @@ async def fill_service(service: BaseSessionService, count: int) -> Any:
 
 async def service_cells(service: BaseSessionService, session: Any, count: int, ops: int) -> dict[str, float]:
     appended = [event(count + i) for i in range(ops)]
-    cells = {"append_event": await timed([lambda e=e: service.append_event(session, e) for e in appended])}
+    cells = {"append_event": await timed([partial(service.append_event, session, e) for e in appended])}
 
     async def whole() -> None:
         got = await service.get_session(app_name="bench", user_id="u", session_id="s")
@@ -169,8 +170,8 @@ async def run(args: argparse.Namespace, fresh: Callable[[], Path]) -> str:
             await fill_session(sessions[name][size], size)
         print(f"filled {name}", file=sys.stderr)
     services: dict[str, tuple[BaseSessionService, Any]] = {}
-    for name, factory in SERVICE_PEERS.items():
-        service = factory(fresh())
+    for name, make_service in SERVICE_PEERS.items():
+        service = make_service(fresh())
         services[name] = (service, await fill_service(service, args.items))
         print(f"filled {name}", file=sys.stderr)
     session_results: dict[str, list[dict[str, float]]] = {p: [] for p in SESSION_PEERS}
