@@ -26,7 +26,7 @@ from group_store import (
 
 def test_all_is_sorted_and_complete() -> None:
     assert group_store.__all__ == sorted(group_store.__all__)
-    submodules = {"testing", "pytest_plugin", "repos"}
+    submodules = {"testing", "pytest_plugin", "repos", "integrations"}
     # pytest rewrites asserts in packages that ship a plugin and adds "@py_builtins" and the like.
     public = {
         name
