@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -55,6 +56,9 @@ from ._layout import (
     key_for_name,
 )
 from ._storage import Kind, Storage
+
+_TAIL_WINDOW = 64 * 1024
+"""Bytes read from a log's end first when only its newest items are asked for."""
 
 MISSING: Any = object()
 """Marks an argument the caller did not pass (``None`` is a valid default)."""
@@ -180,12 +184,43 @@ class Engine:
         """
         path = self.storage.path(loc.directory, loc.log)
         with boundary(loc.key, self.storage, loc.directory, loc.log):
+            if last is not None:
+                items = self._log_tail(loc, path, last)
+                if items is not None:
+                    return items
             raw = self.storage.read(loc.directory, loc.log)
             if raw is None:
                 if self._live_document(loc) is not None:
                     raise EntryKindError("is a document, not a log", key=loc.key, path=path)
                 raise self.not_found(loc)
             return decode_log(loc.key, path, raw, last=last)
+
+    def _log_tail(self, loc: Location, path: Path, last: int) -> list[Any] | None:
+        """The newest ``last`` items read from the end of the log, growing the window
+        until it holds them; ``None`` to fall back to a whole read (no log, or a bad
+        line in a partial window, which the whole read reports with its true line number).
+
+        A log only grows by appends or is replaced whole by rename, so one window read
+        from one open file is a consistent suffix of that file.
+        """
+        window = _TAIL_WINDOW
+        while True:
+            found = self.storage.read_tail(loc.directory, loc.log, window)
+            if found is None:
+                return None
+            raw, whole = found
+            if whole:
+                return decode_log(loc.key, path, raw, last=last)
+            newline = raw.find(b"\n")
+            # The window's first line is cut at its start (unless it begins on a line boundary,
+            # which cannot be known): drop it. No newline at all: the window is inside one line.
+            body = raw[newline + 1 :] if newline >= 0 else b""
+            if len(split_log(body)[0]) >= last:
+                try:
+                    return decode_log(loc.key, path, body, last=last)
+                except CorruptEntryError:
+                    return None
+            window *= 4
 
     def exists(self, loc: Location) -> bool:
         """True if the key holds a live document or a log."""

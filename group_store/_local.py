@@ -157,6 +157,21 @@ class LocalStorage:
         finally:
             os.close(fd)
 
+    def read_tail(self, directory: str, name: str, size: int) -> tuple[bytes, bool] | None:
+        with self._dir(directory, create=False) as dir_fd:
+            if dir_fd is None:
+                return None
+            try:
+                fd, status = self._open_regular_sized(dir_fd, directory, name, _READ_FLAGS)
+            except FileNotFoundError:
+                return None
+            try:
+                if status.st_size <= size:
+                    return _read_all(fd, status.st_size), True
+                return os.pread(fd, size, status.st_size - size), False
+            finally:
+                os.close(fd)
+
     def read_pinned(self, directory: str, name: str) -> tuple[bytes, int, os.stat_result] | None:
         with self._dir(directory, create=False) as dir_fd:
             if dir_fd is None:

@@ -52,6 +52,14 @@ class Storage(Protocol):
         """The whole file, or ``None`` if it or its directory does not exist."""
         ...
 
+    def read_tail(self, directory: str, name: str, size: int) -> tuple[bytes, bool] | None:
+        """The last ``size`` bytes of the file (all of it if it is not larger), and whether
+        that is the whole file; ``None`` if it or its directory does not exist.
+
+        One snapshot of one file: bytes appended after the call began may be left out.
+        """
+        ...
+
     def read_pinned(self, directory: str, name: str) -> tuple[bytes, int, os.stat_result] | None:
         """``read()``, plus the file's open descriptor and status: while the caller keeps
         the descriptor open (and must close it), no other file can take its inode number."""

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from group_store import (
     CorruptEntryError,
@@ -20,6 +22,7 @@ from group_store import (
     Store,
     UnsafeFileError,
 )
+from group_store import _engine as engine_module
 from group_store._expiry import encode_sidecar
 from group_store._layout import Location, temp_name
 from group_store.testing import FakeClock
@@ -393,3 +396,39 @@ def test_a_batch_keeps_the_order_of_two_saves_to_one_key(store: Store, clock: Fa
     clock.advance(20)
     assert store.load("k") == "A"
     assert store.load("other") == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=st.lists(st.text(max_size=40) | st.integers(-(2**63), 2**63 - 1) | st.none(), max_size=40),
+    last=st.integers(min_value=0, max_value=50),
+    window=st.sampled_from([1, 7, 64, 4096]),
+    torn=st.binary(max_size=12).filter(lambda b: b"\n" not in b),
+)
+def test_reading_the_newest_items_from_the_end_equals_reading_the_whole_log(
+    tmp_path_factory: pytest.TempPathFactory, items: list[object], last: int, window: int, torn: bytes
+) -> None:
+    # The tail read starts with a small window (patched down here to cross line
+    # boundaries in every way) and grows it; it must agree with the whole read, torn tail included.
+    store = Store(tmp_path_factory.mktemp("tail"))
+    if items:
+        store.append("log", items)
+    with (store.root_path / "log.jsonl").open("ab") as log:
+        log.write(torn)
+    original = engine_module._TAIL_WINDOW
+    engine_module._TAIL_WINDOW = window
+    try:
+        assert store.read("log", last=last) == (items[-last:] if last else [])
+    finally:
+        engine_module._TAIL_WINDOW = original
+
+
+def test_a_bad_line_found_by_a_tail_read_names_its_true_line_number(store: Store) -> None:
+    store.append("log", [{"n": i, "pad": "x" * 100} for i in range(2000)])
+    path = store.root_path / "log.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1990] = b"{not json\n"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(CorruptEntryError, match="line 1991"):
+        store.read("log", last=20)
+    assert store.read("log", last=5) == [{"n": i, "pad": "x" * 100} for i in range(1995, 2000)]
