@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -82,3 +83,38 @@ def test_invalid_keys_raise(bad: object) -> None:
 def test_foreign_names_do_not_decode(name: str) -> None:
     # "~61" would decode to "a", which encodes to "a": not canonical, so not ours.
     assert decode_segment(name) is None
+
+
+def _hostile_keys(count: int) -> list[str]:
+    """Keys an attacker or an unlucky user would try: path syntax, case twins, device
+    names, control and non-ASCII characters, escape look-alikes, very long keys."""
+    rng = random.Random(20261201)
+    pieces = "/ \\ .. . ~ ~2f ~~ %2f \x00 \n CON nul com1 aux.txt A a é e\u0301 İ ß SS ﬁ \u200b \U0001f600 ..\\.. ~41 : *"
+    pieces_list = [*pieces.split(" "), " "]
+    keys = set(pieces_list)
+    while len(keys) < count:
+        length = rng.choice([1, 2, 3, 8, 40, 199, 200, 201, 400])
+        key = "".join(rng.choice(pieces_list) if rng.random() < 0.5 else chr(rng.randint(1, 0x2FFF)) for _ in range(length))
+        if not any(0xD800 <= ord(char) <= 0xDFFF for char in key):
+            keys.add(key)
+            keys.add(key.upper())
+            keys.add(key.lower())
+    return sorted(keys)
+
+
+def test_hostile_keys_never_collide_nor_escape() -> None:
+    tried = _hostile_keys(12_000)
+    names: dict[str, str] = {}
+    collisions = escapes = undecoded = 0
+    for key in tried:
+        name = encode_segment(key)
+        folded = name.lower()
+        if folded in names and names[folded] != key:
+            collisions += 1
+        names[folded] = key
+        if not SAFE_NAME.fullmatch(name) or name in {".", ".."} or len(name.encode()) > MAX_NAME_BYTES:
+            escapes += 1
+        if not is_hashed_name(name) and decode_segment(name) != key:
+            undecoded += 1
+    print(f"keys-stats: tried={len(tried)} collisions={collisions} escapes={escapes} undecoded={undecoded}")
+    assert (collisions, escapes, undecoded) == (0, 0, 0)
