@@ -89,12 +89,14 @@ def _hostile_keys(count: int) -> list[str]:
     """Keys an attacker or an unlucky user would try: path syntax, case twins, device
     names, control and non-ASCII characters, escape look-alikes, very long keys."""
     rng = random.Random(20261201)
-    pieces = "/ \\ .. . ~ ~2f ~~ %2f \x00 \n CON nul com1 aux.txt A a é e\u0301 İ ß SS ﬁ \u200b \U0001f600 ..\\.. ~41 : *"
-    pieces_list = [*pieces.split(" "), " "]
+    pieces = "/ \\ .. . ~ ~2f ~~ %2f \x00 \n CON nul com1 aux.txt A a é e\u0301 İ ß SS ﬁ \u200b"
+    pieces_list = [*pieces.split(" "), "\U0001f600", "..\\..", "~41", ":", "*", " "]
     keys = set(pieces_list)
     while len(keys) < count:
         length = rng.choice([1, 2, 3, 8, 40, 199, 200, 201, 400])
-        key = "".join(rng.choice(pieces_list) if rng.random() < 0.5 else chr(rng.randint(1, 0x2FFF)) for _ in range(length))
+        key = "".join(
+            rng.choice(pieces_list) if rng.random() < 0.5 else chr(rng.randint(1, 0x2FFF)) for _ in range(length)
+        )
         if not any(0xD800 <= ord(char) <= 0xDFFF for char in key):
             keys.add(key)
             keys.add(key.upper())
