@@ -27,7 +27,7 @@ from group_store import (
 from group_store.testing import FakeClock
 
 ROUNDS = 400
-GOOD = {"alpha": {"n": 1}, "beta": [1, 2, 3], "gamma": "text"}
+GOOD: dict[str, object] = {"alpha": {"n": 1}, "beta": [1, 2, 3], "gamma": "text"}
 NAMES = [
     "bad.json",
     "bad.jsonl",
