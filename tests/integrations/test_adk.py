@@ -15,12 +15,7 @@ from typing import Any
 
 import pytest
 
-from group_store import DataStore, Store
-
-from ..test_crash import run_then_kill
-from . import workers
-
-pytest.importorskip("google.adk")
+# The adk extra is part of what CI installs: a missing SDK fails here loudly, never skips.
 from google.adk.errors import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
@@ -35,12 +30,16 @@ from google.adk.sessions.session import Session
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
+from group_store import DataStore, Store
 from group_store.integrations.adk import (
     GroupStoreMemoryService,
     GroupStoreSessionService,
     register_uri_scheme,
     store_from_uri,
 )
+
+from ..test_crash import run_then_kill
+from . import workers
 
 # The ADK's own services and Runner are asyncio code (asyncio locks, aiosqlite): tests that run them are
 # asyncio only; those of our services alone run on trio too.

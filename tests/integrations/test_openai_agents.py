@@ -12,8 +12,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+# The openai-agents extra is part of what CI installs: a missing SDK fails here loudly, never skips.
 import anyio
 import pytest
+from agents import Agent, Runner, set_tracing_disabled
+from agents.memory import Session, SessionSettings, SQLiteSession
+from agents.testing import ScriptedModel, assistant_message
 
 from group_store import DataStore, SerializationError, Store
 from group_store.integrations.openai_agents import POP_LINE, GroupStoreSession
@@ -21,11 +25,6 @@ from group_store.integrations.openai_agents import POP_LINE, GroupStoreSession
 from ..processes import run_processes
 from ..test_crash import run_then_kill
 from . import workers
-
-agents = pytest.importorskip("agents")
-from agents import Agent, Runner, set_tracing_disabled  # noqa: E402
-from agents.memory import Session, SessionSettings, SQLiteSession  # noqa: E402
-from agents.testing import ScriptedModel, assistant_message  # noqa: E402
 
 # The SDK's SQLiteSession and Runner are asyncio code (asyncio.to_thread, asyncio tasks).
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
