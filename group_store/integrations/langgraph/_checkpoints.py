@@ -238,26 +238,52 @@ class CheckpointFiles(Upkeep):
         checkpoint_ns: str | None,
         checkpoint_id: str | None,
         before_id: str | None,
-    ) -> list[Candidate]:
-        """What ``list`` may return, newest first (by checkpoint id, across threads, as SqliteSaver)."""
+        window: int | None = None,
+        cache: dict[tuple[str, str], Space] | None = None,
+    ) -> tuple[list[Candidate], bool]:
+        """What ``list`` may return, newest first (by checkpoint id, across threads, as SqliteSaver),
+        and whether that is all of them. ``cache`` keeps the namespaces read, for ``load``.
+
+        With ``window``, each namespace contributes the newest ``window`` ids
+        (older than ``before_id``) it has: the newest ``window`` overall are among them.
+        """
         thread_ids = root.children() if thread_id is None else [thread_id]
         found: list[Candidate] = []
+        complete = True
         for tid in thread_ids:
             thread = root.narrow(tid)
             if not thread.exists(MARKER):
                 continue
             names = ["", *thread.narrow(NAMESPACES).children()] if checkpoint_ns is None else [checkpoint_ns]
             for ns in names:
-                for cid in Space(self.codec, thread, tid, ns).ids():
-                    if (checkpoint_id and cid != checkpoint_id) or (before_id and cid >= before_id):
-                        continue
-                    found.append(Candidate(cid, tid, ns))
+                space = Space(self.codec, thread, tid, ns)
+                if cache is not None:
+                    cache[(tid, ns)] = space
+                ids = self._window(space, before_id, window)
+                complete = complete and ids[1]
+                for cid in ids[0]:
+                    if not checkpoint_id or cid == checkpoint_id:
+                        found.append(Candidate(cid, tid, ns))
         found.sort(reverse=True)
-        return found
+        return found, complete
 
-    def load(self, root: Store, candidates: Sequence[Candidate]) -> list[StoredCheckpoint | None]:
+    @staticmethod
+    def _window(space: Space, before_id: str | None, window: int | None) -> tuple[list[str], bool]:
+        """The namespace's newest ``window`` ids older than ``before_id``, widening the index window as needed."""
+        size = window
+        while True:
+            ids, complete = space.newest_ids(None if size is None else size + 4)  # a margin for stale lines
+            if before_id:
+                ids = [cid for cid in ids if cid < before_id]
+            if complete or size is None or len(ids) >= size + 4:
+                return ids, complete
+            size *= 4
+
+    def load(
+        self, root: Store, candidates: Sequence[Candidate], cache: dict[tuple[str, str], Space] | None = None
+    ) -> list[StoredCheckpoint | None]:
         """Read the candidates (``None`` for one that no longer exists), one cache per namespace."""
-        spaces: dict[tuple[str, str], Space] = {}
+        spaces = {} if cache is None else cache
         found = []
         for candidate in candidates:
             key = (candidate.thread_id, candidate.checkpoint_ns)

@@ -160,17 +160,21 @@ class Space:
             return ABSENT
         return record.get("values", {}).get(channel, ABSENT)
 
-    def values(self, record: Record) -> dict[str, Any]:
-        """Every channel value of a checkpoint, as JSON trees (shared with the cache)."""
+    def values(self, record: Record, *, private: bool = False) -> dict[str, Any]:
+        """Every channel value of a checkpoint, as JSON trees; with ``private``, the ones other
+        checkpoints may share through the cache (those it inherited) are copies."""
         if self.is_head(record):
             return dict(record["values"])  # the head holds them all
         inherited = record.get("values_from", {})
         found = {c: v for c, v in record.get("values", {}).items() if c not in inherited}
+        shared = {}
         for channel, source in inherited.items():
             value = self.owned_value(source, channel)
             if value is not ABSENT:
-                found[channel] = value
-        return found
+                shared[channel] = value
+        if private and shared:
+            shared = orjson.loads(orjson.dumps(shared))
+        return {**found, **shared}
 
     def writes(self, record: Record | None) -> list[dict[str, Any]]:
         """A checkpoint's pending writes: in its file, and for the head on the lines of ``head.jsonl``."""
@@ -185,9 +189,11 @@ class Space:
         if record is None or "checkpoint" not in record:
             return None
         decode = self.codec.decode
-        values = self.values(record)
-        if not self.single_use:
-            values = orjson.loads(orjson.dumps(values))  # a private copy: decoding works in place
+        # Decoding works in place; a record is consumed once here, but values it inherited may
+        # serve other checkpoints of the same read (and the head's, the head's children).
+        values = self.values(record, private=not self.single_use)
+        if self.is_head(record) and not self.single_use:
+            values = orjson.loads(orjson.dumps(values))
         checkpoint: dict[str, Any] = decode(record["checkpoint"])
         checkpoint["channel_values"] = {c: decode(v) for c, v in values.items()}
         return StoredCheckpoint(
@@ -204,15 +210,20 @@ class Space:
 
     def ids(self) -> list[str]:
         """The namespace's checkpoint ids, ascending (a killed put may have left one that does not exist)."""
+        return self.newest_ids(None)[0]
+
+    def newest_ids(self, window: int | None) -> tuple[list[str], bool]:
+        """The ids on the last ``window`` lines of the index (all if ``None``), ascending, and whether
+        that was every line. The index is sorted, so they are the newest ``window`` checkpoints."""
         try:
-            lines = self.view.read(INDEX)
+            lines = self.view.read(INDEX, last=window)
         except KeyNotFoundError:
-            return self._listed_ids()
+            return self._listed_ids(), True
         ids = [line for line in lines if isinstance(line, str)]
         head = self.head()
         if head is not None and (not ids or ids[-1] != head["checkpoint_id"]):
             ids.append(head["checkpoint_id"])
-        return sorted(set(ids))
+        return sorted(set(ids)), window is None or len(lines) < window
 
     def _listed_ids(self) -> list[str]:
         """Ids from the directory listing (no index: no checkpoint yet, or it was removed by hand)."""

@@ -26,7 +26,7 @@ from ._checkpoints import CheckpointFiles
 from ._codec import ValueCodec
 from ._space import Candidate, StoredCheckpoint
 
-_BATCH = 16  # checkpoints read per thread hop by ``alist``
+_BATCH = 16  # checkpoints read per call (one thread hop for ``alist``), sharing one cache
 
 
 class GroupStoreSaver(BaseCheckpointSaver[str]):
@@ -118,17 +118,19 @@ class GroupStoreSaver(BaseCheckpointSaver[str]):
         """Checkpoints newest first: of ``config``'s thread (and namespace, if given), or of every thread."""
         if limit is not None and limit <= 0:
             return
-        candidates = self._backend.call(self._files.candidates, *_list_scope(config, before))
-        remaining = limit
-        for candidate in candidates:
-            [found] = self._backend.call(self._files.load, [candidate])
-            if found is None or not _matches(found, filter):
-                continue
-            yield _tuple(found, None)
-            if remaining is not None:
-                remaining -= 1
-                if remaining == 0:
-                    return
+        scope = _list_scope(config, before)
+        for page in _pages(limit, filter):
+            cache: dict[tuple[str, str], Any] = {}  # the namespaces' files, read once per pass
+            candidates, complete = self._backend.call(self._files.candidates, *scope, page.window, cache)
+            fresh = page.fresh(candidates)
+            for start in range(0, len(fresh), page.batch):
+                for found in self._backend.call(self._files.load, fresh[start : start + page.batch], cache):
+                    if page.take(found, filter):
+                        yield _tuple(found, None)  # type: ignore[arg-type]
+                    if page.done:
+                        return
+            if complete:
+                return
 
     def put(
         self,
@@ -195,17 +197,20 @@ class GroupStoreSaver(BaseCheckpointSaver[str]):
         """``list``: one hop for the candidates, then one per batch of checkpoints read."""
         if limit is not None and limit <= 0:
             return
-        candidates: list[Candidate] = await self._backend.acall(self._files.candidates, *_list_scope(config, before))
-        remaining = limit
-        for start in range(0, len(candidates), _BATCH):
-            for found in await self._backend.acall(self._files.load, candidates[start : start + _BATCH]):
-                if found is None or not _matches(found, filter):
-                    continue
-                yield _tuple(found, None)
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining == 0:
+        scope = _list_scope(config, before)
+        for page in _pages(limit, filter):
+            cache: dict[tuple[str, str], Any] = {}  # the namespaces' files, read once per pass
+            candidates, complete = await self._backend.acall(self._files.candidates, *scope, page.window, cache)
+            fresh = page.fresh(candidates)
+            for start in range(0, len(fresh), page.batch):
+                batch = fresh[start : start + page.batch]
+                for found in await self._backend.acall(self._files.load, batch, cache):
+                    if page.take(found, filter):
+                        yield _tuple(found, None)  # type: ignore[arg-type]
+                    if page.done:
                         return
+            if complete:
+                return
 
     async def aput(
         self,
@@ -314,8 +319,50 @@ def _stored_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableCo
     }
 
 
-def _matches(found: StoredCheckpoint, filter: dict[str, Any] | None) -> bool:
-    return not filter or all(found.metadata.get(key) == value for key, value in filter.items())
+class _Page:
+    """One pass of ``list``: a window of candidates, what was yielded so far, how many remain."""
+
+    def __init__(self, window: int | None, remaining: int | None, seen: set[Candidate]) -> None:
+        self.window = window
+        self.remaining = remaining
+        self.seen = seen
+
+    @property
+    def batch(self) -> int:
+        """How many checkpoints to read in one call (sharing one cache of the files they use)."""
+        return _BATCH if self.remaining is None else max(1, min(_BATCH, self.remaining))
+
+    def fresh(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Candidates a previous (narrower) pass did not already consider."""
+        new = [candidate for candidate in candidates if candidate not in self.seen]
+        self.seen.update(new)
+        return new
+
+    def take(self, found: StoredCheckpoint | None, filter: dict[str, Any] | None) -> bool:
+        if found is None or (filter and any(found.metadata.get(k) != v for k, v in filter.items())):
+            return False
+        if self.remaining is not None:
+            self.remaining -= 1
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self.remaining == 0
+
+
+def _pages(limit: int | None, filter: dict[str, Any] | None) -> Iterator[_Page]:
+    """Passes of ``list``: with a limit (and no filter) each namespace's newest ``limit`` ids first,
+    then four times as many if stale index lines left it short, ...; otherwise one pass over all."""
+    seen: set[Candidate] = set()
+    remaining = limit
+    window = limit if limit is not None and not filter else None
+    while True:
+        page = _Page(window, remaining, seen)
+        yield page
+        remaining = page.remaining
+        if window is None:
+            return
+        window *= 4
 
 
 def _tuple(found: StoredCheckpoint, config: RunnableConfig | None) -> CheckpointTuple:
