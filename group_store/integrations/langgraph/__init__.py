@@ -6,5 +6,6 @@ testable with ``store_snapshot``.
 """
 
 from .saver import GroupStoreSaver as GroupStoreSaver
+from .store import GroupStoreStore as GroupStoreStore
 
-__all__ = ["GroupStoreSaver"]
+__all__ = ["GroupStoreSaver", "GroupStoreStore"]
