@@ -1,5 +1,6 @@
 """A real StateGraph (no LLM) on GroupStoreSaver: invoke and ainvoke, resuming a thread from a new
-process, state history, interrupt() resumed with Command(resume=...), a fork, delete_thread.
+process, state history, interrupt() resumed with Command(resume=...), a fork, delete_thread; and a
+graph with GroupStoreStore as its store, keeping memory across threads until its TTL.
 
 ``ainvoke`` runs on asyncio only: LangGraph's async runtime (langchain-core's runnables) is asyncio-based.
 """
@@ -7,6 +8,7 @@ process, state history, interrupt() resumed with Command(resume=...), a fork, de
 from __future__ import annotations
 
 import operator
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -17,10 +19,12 @@ pytest.importorskip("langgraph.graph")
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
 from group_store import DataStore, Store
-from group_store.integrations.langgraph import GroupStoreSaver
+from group_store.integrations.langgraph import GroupStoreSaver, GroupStoreStore
+from group_store.testing import FakeClock
 
 from ..processes import run_processes
 
@@ -165,3 +169,53 @@ def test_delete_thread_forgets_the_thread(tmp_path: Path) -> None:
     assert list(graph.get_state_history(thread("d"))) == []
     assert graph.invoke(START_STATE, thread("d"))["count"] == 1  # a fresh start
     assert graph.get_state(thread("keep")).values["count"] == 1
+
+
+class Chat(TypedDict):
+    user: str
+    fact: str
+    known: list[str]
+
+
+def remember(state: Chat, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Store the user's new fact (if any) in long-term memory; answer with everything remembered."""
+    assert runtime.store is not None
+    namespace = ("memories", state["user"])
+    if state["fact"]:
+        runtime.store.put(namespace, state["fact"].replace(" ", "-"), {"fact": state["fact"]})
+    return {"known": sorted(item.value["fact"] for item in runtime.store.search(namespace))}
+
+
+def memory_graph(saver: GroupStoreSaver, store: GroupStoreStore) -> CompiledStateGraph[Any, Any, Any, Any]:
+    builder = StateGraph(Chat)
+    builder.add_node("remember", remember)
+    builder.add_edge(START, "remember")
+    builder.add_edge("remember", END)
+    return builder.compile(checkpointer=saver, store=store)
+
+
+def test_the_store_keeps_memory_across_threads_until_its_ttl(tmp_path: Path) -> None:
+    clock = FakeClock()
+    saver = GroupStoreSaver(Store(tmp_path / "threads", clock=clock))
+    store = GroupStoreStore(Store(tmp_path / "memory", clock=clock), ttl={"default_ttl": 60}, clock=clock)
+    graph = memory_graph(saver, store)
+    graph.invoke({"user": "alice", "fact": "likes tea", "known": []}, thread("monday"))
+    tuesday = graph.invoke({"user": "alice", "fact": "plays chess", "known": []}, thread("tuesday"))
+    assert tuesday["known"] == ["likes tea", "plays chess"]  # another thread, the same memory
+    assert graph.invoke({"user": "bob", "fact": "", "known": []}, thread("bob"))["known"] == []
+    clock.advance(timedelta(minutes=45))
+    # Reading refreshes (refresh_on_read defaults to True): both facts get another hour.
+    assert graph.invoke({"user": "alice", "fact": "", "known": []}, thread("wed"))["known"] == [
+        "likes tea",
+        "plays chess",
+    ]
+    clock.advance(timedelta(minutes=45))
+    assert graph.invoke({"user": "alice", "fact": "", "known": []}, thread("thu"))["known"] == [
+        "likes tea",
+        "plays chess",
+    ]
+    clock.advance(timedelta(minutes=61))
+    assert graph.invoke({"user": "alice", "fact": "", "known": []}, thread("fri"))["known"] == []  # expired
+    assert store.sweep_ttl() == 2
+    assert list((tmp_path / "memory" / "memories" / "alice").glob("*.json")) == []
+    assert graph.get_state(thread("monday")).values["known"] == ["likes tea"]  # threads have no TTL here
