@@ -429,3 +429,18 @@ def test_with_allowlist_clone_decodes_with_its_own_serializer(tmp_path: Path) ->
     assert clone is not saver
     assert clone._files.codec.serde is clone.serde
     assert saver._files.codec.serde is saver.serde
+
+
+def test_writes_saved_before_their_checkpoint_are_kept(tmp_path: Path) -> None:
+    """LangGraph's background executor may run put_writes before the put of the first checkpoint of
+    a thread: the writes must survive the put (which starts the thread), as in InMemorySaver."""
+    results = []
+    for saver in (GroupStoreSaver(tmp_path), InMemorySaver()):
+        checkpoint = empty_checkpoint()
+        checkpoint["id"] = "1f000000-0000-6000-8000-000000000001"
+        saver.put_writes(config("fresh", checkpoint_id=checkpoint["id"]), [("a", 1), (ERROR, "x")], "task", "~p")
+        saver.put(config("fresh"), checkpoint, {}, {})
+        found = saver.get_tuple(config("fresh"))
+        assert found is not None
+        results.append(found.pending_writes)
+    assert results[0] == results[1] == [("task", ERROR, "x"), ("task", "a", 1)]

@@ -42,14 +42,15 @@ class CheckpointFiles(Upkeep):
         super().__init__(codec, ttl)
         self.max_checkpoints = max_checkpoints
 
-    def _touch(self, thread: Store, thread_id: str) -> None:
-        """Make the thread live: refresh its TTL, or start it afresh (removing an expired one's files)."""
-        if self.ttl is None and thread.exists(MARKER):
+    def _touch(self, thread: Store, thread_id: str, *, refresh: bool = True) -> None:
+        """Make the thread live: start it afresh (removing an expired one's files) or, if
+        ``refresh``, restart its TTL."""
+        if (self.ttl is None or not refresh) and thread.exists(MARKER):
             return
         with thread.lock():
             if not thread.exists(MARKER):
                 delete_tree(thread)
-            elif self.ttl is None:
+            elif self.ttl is None or not refresh:
                 return
             thread.save(MARKER, {"thread_id": thread_id}, ttl=self.ttl)
 
@@ -98,13 +99,16 @@ class CheckpointFiles(Upkeep):
                 save_built(space.view, checkpoint_id, lambda plain: {**build(plain), "pending_writes": earlier})
                 self.insert_ids(space, [checkpoint_id])
                 return
+            stub: Record | None = None  # a file holding writes saved before their checkpoint
             if head is None:
                 self.insert_ids(space, [checkpoint_id])
-                carried = space.writes(space.record(checkpoint_id))  # writes put before their checkpoint
+                stub = space.record(checkpoint_id)
+                carried = space.writes(stub)
             elif checkpoint_id > head["checkpoint_id"]:
                 space.view.append(INDEX, [checkpoint_id])  # the head is the newest: the index stays sorted
                 space.view.save(head["checkpoint_id"], head_to_file(head, space.writes(head)))
-                carried = space.writes(space.view.get(checkpoint_id))
+                stub = space.view.get(checkpoint_id)
+                carried = space.writes(stub)
             else:
                 carried = space.writes(head)  # the same id again: it replaces the head, keeps its writes
 
@@ -121,6 +125,8 @@ class CheckpointFiles(Upkeep):
             except SerializationError:
                 bookkeeping: Record = {key: new_head[key] for key in ("count", "pruned") if key in new_head}
                 self.replace_head(space, {**build_head(False), **bookkeeping}, carried)
+            if stub is not None:
+                space.view.delete(checkpoint_id)  # its writes are in the head now
 
     def _inherit(
         self, space: Space, parent_id: str | None, versions: Mapping[str, Any], introduced: Iterable[str]
@@ -180,7 +186,13 @@ class CheckpointFiles(Upkeep):
         """
         check_id(checkpoint_id)
         space = self.space(root, thread_id, checkpoint_ns)
+        # LangGraph may save a task's writes before the checkpoint they belong to (its background
+        # executor runs both): the thread must be started then, or that put would clear them.
+        if checkpoint_ns:
+            self._touch(space.thread, thread_id, refresh=False)
         with space.view.lock():
+            if not checkpoint_ns:
+                self._touch(space.thread, thread_id, refresh=False)
             record = space.record(checkpoint_id)
             existing = space.writes(record)
             current = {(row["task_id"], row["idx"]): row for row in existing}
