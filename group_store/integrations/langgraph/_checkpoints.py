@@ -73,7 +73,8 @@ class CheckpointFiles(Upkeep):
         if checkpoint_ns:
             self._touch(space.thread, thread_id)
         with space.view.lock():
-            if not checkpoint_ns:
+            # A head means a live thread (delete_thread removes heads first), unless TTLs apply.
+            if not checkpoint_ns and (self.ttl is not None or _may_be_expired(space.head())):
                 self._touch(space.thread, thread_id)
             values: Mapping[str, Any] = checkpoint["channel_values"]
             rest = {key: item for key, item in checkpoint.items() if key != "channel_values"}
@@ -191,7 +192,7 @@ class CheckpointFiles(Upkeep):
         if checkpoint_ns:
             self._touch(space.thread, thread_id, refresh=False)
         with space.view.lock():
-            if not checkpoint_ns:
+            if not checkpoint_ns and _may_be_expired(space.head()):
                 self._touch(space.thread, thread_id, refresh=False)
             record = space.record(checkpoint_id)
             existing = space.writes(record)
@@ -282,7 +283,7 @@ class CheckpointFiles(Upkeep):
     @staticmethod
     def _window(space: Space, before_id: str | None, window: int | None) -> tuple[list[str], bool]:
         """The namespace's newest ``window`` ids older than ``before_id``, widening the index window as needed."""
-        size = window
+        size = None if before_id else window  # the ids before a cursor may be anywhere: read them all once
         while True:
             ids, complete = space.newest_ids(None if size is None else size + 4)  # a margin for stale lines
             if before_id:
@@ -303,6 +304,11 @@ class CheckpointFiles(Upkeep):
                 spaces[key] = self.space(root, *key)
             found.append(spaces[key].stored(candidate.checkpoint_id))
         return found
+
+
+def _may_be_expired(head: Record | None) -> bool:
+    """Whether ``thread.json`` must be checked: no head, or one written with a TTL."""
+    return head is None or bool(head.get("expires"))
 
 
 def save_built(view: Store, key: str, build: Callable[[bool], Any]) -> None:
