@@ -1,1 +1,1 @@
-"""Adapters that let agent frameworks keep their state in a group_store."""
+"""Adapters that put agent frameworks' persistence interfaces on group_store (each an optional extra)."""
