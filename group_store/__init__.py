@@ -32,6 +32,11 @@ from ._verify import format_store as format_store
 from ._verify import verify_store as verify_store
 from ._writer import WriterStatistics as WriterStatistics
 
+# A literal, not importlib.metadata: it names the code actually imported (a source tree
+# on PYTHONPATH can differ from the installed distribution). tests/test_version.py keeps it
+# equal to pyproject.toml's version.
+__version__ = "0.1.0"
+
 __all__ = [
     "AsyncTable",
     "CorruptEntryError",

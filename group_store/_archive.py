@@ -28,10 +28,15 @@ import orjson
 from ._codec import InexactJSONError, loads_exact
 from ._errors import CorruptEntryError, GroupStoreError, InvalidArgumentError, StorageError
 from ._inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, walk, warn
-from ._layout import LOCK_NAME, is_temp_name
+from ._layout import EXPIRY_INDEX, LOCK_NAME, is_temp_name
 
 ARCHIVE_FORMAT = 1
 Progress = Callable[[int], None]
+
+# The index is an accelerator grown by every TTL save: archiving it would make equal
+# stores export unequal bytes. An imported store has none, and its first sweep checks
+# every sidecar and writes a fresh one.
+_LEFT_OUT = frozenset({LOCK_NAME, EXPIRY_INDEX})
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def _store_files(root: str, report: ErrorHandler) -> Iterator[tuple[str, str]]:
             name = f"{relative}/{entry.name}" if relative else entry.name
             if entry.is_dir(follow_symlinks=False):
                 subdirectories.append((name, entry.path))
-            elif entry.is_file(follow_symlinks=False) and entry.name != LOCK_NAME and not is_temp_name(entry.name):
+            elif entry.is_file(follow_symlinks=False) and entry.name not in _LEFT_OUT and not is_temp_name(entry.name):
                 yield entry.path, name
         pending.extend(reversed(subdirectories))
 

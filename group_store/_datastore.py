@@ -130,8 +130,12 @@ class DataStore(View):
 
         Raises:
             KeyNotFoundError: if missing and no ``default``.
+            InvalidArgumentError: if ``function`` is async: it must be synchronous
+                (checked at the call, before anything is queued; an awaitable result
+                is refused too, and nothing is written).
             Whatever ``function`` raises; nothing is written then.
         """
+        self._check_update_function(key, function)
         loc = self._location(key)
         expiry = self._update_expiry(key, ttl, expires_at)
         work = partial(self._locked, loc, self._engine.update, loc, function, default, expiry)

@@ -15,6 +15,7 @@ never combines the data of one state with the sidecar of another.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,9 +29,11 @@ from ._errors import (
     CorruptEntryError,
     EntryKindError,
     GroupStoreError,
+    InvalidArgumentError,
     KeyNotFoundError,
     StorageError,
     UnsafeFileError,
+    located,
 )
 from ._expiry import (
     UNBOUND,
@@ -60,6 +63,11 @@ from ._storage import Kind, Storage
 _TAIL_WINDOW = 64 * 1024
 """Bytes read from a log's end first when only its newest items are asked for."""
 
+SYNCHRONOUS_UPDATE = (
+    "update() needs a synchronous function: it runs in the writer thread with the directory lock held, "
+    "so it cannot await; await what you need first, then pass a plain function"
+)
+
 MISSING: Any = object()
 """Marks an argument the caller did not pass (``None`` is a valid default)."""
 
@@ -76,15 +84,16 @@ def report_skipped(operation: str, error: GroupStoreError) -> None:
 
 @contextmanager
 def boundary(key: str | None, storage: Storage, directory: str, name: str = "") -> Iterator[None]:
-    """Translate low-level errors into the GroupStoreError tree, naming ``key`` and the file.
+    """Translate low-level errors into the GroupStoreError tree, naming ``key`` and the file
+    (a GroupStoreError from below that lacks either gets them).
 
     The path is built only when an error is raised: this wraps every operation.
     """
     try:
         yield
     except GroupStoreError as exc:
-        if exc.key is None and key is not None:
-            raise exc.with_key(key) from exc
+        if (exc.key is None and key is not None) or exc.path is None:
+            raise exc.located(key=key, path=storage.path(directory, name)) from exc
         raise
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else None
@@ -191,7 +200,8 @@ class Engine:
             raw = self.storage.read(loc.directory, loc.log)
             if raw is None:
                 if self._live_document(loc) is not None:
-                    raise EntryKindError("is a document, not a log", key=loc.key, path=path)
+                    document = self.storage.path(loc.directory, loc.document)
+                    raise EntryKindError("is a document, not a log", key=loc.key, path=document)
                 raise self.not_found(loc)
             return decode_log(loc.key, path, raw, last=last)
 
@@ -439,8 +449,9 @@ class Engine:
         storage = self.storage
         with boundary(loc.key, storage, loc.directory, loc.log):
             if storage.kind(loc.directory, loc.document) is not None:
-                path = storage.path(loc.directory, loc.log)
-                raise EntryKindError("is a document, not a log", key=loc.key, path=path)
+                # Names the file that is there (the document), not the log that is not.
+                path = storage.path(loc.directory, loc.document)
+                raise EntryKindError("is a document, not a log; delete it before appending", key=loc.key, path=path)
             self._prepare(loc)
             if max_items is not None:
                 existing, _ = split_log(storage.read(loc.directory, loc.log) or b"")
@@ -481,6 +492,8 @@ class Engine:
 
         Raises:
             KeyNotFoundError: if the entry is missing and no default was given.
+            InvalidArgumentError: if ``function`` returned an awaitable (nothing is
+                written; a coroutine is closed first).
             SerializationError: if the result cannot be stored (nothing is written).
             Whatever ``function`` raises (nothing is written).
         """
@@ -495,7 +508,14 @@ class Engine:
             else:
                 current, current_expiry = decode_document(loc.key, path, found[0]), found[1]
         result = function(current)
-        payload = encode_document(loc.key, result)
+        if inspect.isawaitable(result):
+            # An async callable that iscoroutinefunction() cannot see (a callable object, a
+            # lambda returning a coroutine). Closed so it never warns "never awaited".
+            if inspect.iscoroutine(result):
+                result.close()
+            raise InvalidArgumentError(SYNCHRONOUS_UPDATE, key=loc.key, path=path)
+        with located(path=path):
+            payload = encode_document(loc.key, result)
         self.save(loc, payload, current_expiry if expiry is MISSING else expiry)  # type: ignore[arg-type]
         return result
 

@@ -20,6 +20,8 @@ Every error carries ``.key`` (the key as the caller spelled it, or ``None``) and
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +58,35 @@ class GroupStoreError(Exception):
 
     def with_key(self, key: str) -> GroupStoreError:
         """A copy of this error that names ``key`` (errors from below the key layer lack it)."""
+        return self.located(key=key)
+
+    def located(self, *, key: str | None = None, path: Path | str | None = None) -> GroupStoreError:
+        """A copy of this error naming ``key`` and ``path`` where it names none.
+
+        What the error already names is kept: the layer that raised it knew better.
+        """
         clone = copy.copy(self)
-        clone.key = key
+        if clone.key is None:
+            clone.key = key
+        if clone.path is None and path is not None:
+            clone.path = Path(path)
         clone.args = (clone._message(),)
         return clone
+
+
+@contextmanager
+def located(*, key: str | None = None, path: Path | str | None = None) -> Iterator[None]:
+    """Re-raise a GroupStoreError from inside that lacks a key or path, naming ``key`` and ``path``.
+
+    For the layers above the codec and the key encoder, which raise before any
+    file is touched and so know neither; the original cause and traceback are kept.
+    """
+    try:
+        yield
+    except GroupStoreError as exc:
+        if (exc.key is None and key is not None) or (exc.path is None and path is not None):
+            raise exc.located(key=key, path=path).with_traceback(exc.__traceback__) from exc.__cause__
+        raise
 
 
 def _rebuild(cls: type[GroupStoreError], detail: str, key: str | None, path: Path | None) -> GroupStoreError:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
@@ -79,7 +79,7 @@ def _parse(text: object) -> float | None:
     return datetime.fromisoformat(text).timestamp()
 
 
-def encode_sidecar(bindings: dict[str, float | None]) -> bytes:
+def encode_sidecar(bindings: Mapping[str, float | None]) -> bytes:
     """Canonical sidecar bytes for ``{data digest: expiry or None}``."""
     body = {"expires_at": {key: _format(value) for key, value in bindings.items()}}
     return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
@@ -143,6 +143,18 @@ def judge_sidecar(raw: bytes, document: bytes | None, now: float) -> tuple[Sidec
         return SidecarVerdict.STALE, None
     assert isinstance(expiry, float)
     return (SidecarVerdict.EXPIRED if is_expired(expiry, now) else SidecarVerdict.LIVE), expiry
+
+
+def live_bindings(bindings: dict[str, float | None], document: bytes) -> dict[str, float | None]:
+    """The one binding that matters once no write is in progress: that of ``document``,
+    the bytes on disk, if it binds them to an expiry (else nothing: the sidecar may go).
+
+    A save binds both the old and the new bytes and leaves the old binding behind once
+    the data is replaced; it is harmless but churns diffs. Dropping it is safe only under
+    the directory lock, where no save is between its sidecar and its data write.
+    """
+    expiry = bindings.get(digest(document))
+    return {} if expiry is None else {digest(document): expiry}
 
 
 def binds_to_an_expiry(bindings: dict[str, float | None], data: bytes) -> bool:

@@ -122,8 +122,11 @@ class Store(View):
 
         Raises:
             KeyNotFoundError: if missing and no ``default``.
+            InvalidArgumentError: if ``function`` is async (or returns an awaitable):
+                it must be synchronous; nothing is written.
             Whatever ``function`` raises; nothing is written then.
         """
+        self._check_update_function(key, function)
         loc = self._location(key)
         expiry = self._update_expiry(key, ttl, expires_at)
         with self._engine.lock(loc.directory, loc.key):

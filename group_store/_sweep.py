@@ -8,9 +8,10 @@ Ownership: a sweep deletes or rewrites only what the store can prove it wrote,
 and only in directories whose names decode (``Engine.child_directories``, the
 rule listings use; it never descends into any other): files named exactly as
 ``temp_name`` makes them, sidecars exactly as ``encode_sidecar`` writes them whose
-names decode, key files of hashed names that hold their key (``is_own_key_file``),
-the index (a regular file named ``.expiry.jsonl``), and the data of an entry such
-a sidecar binds to a past time. Everything else is left where it is.
+names decode (removed, or rewritten without bindings of bytes no longer on disk),
+key files of hashed names that hold their key (``is_own_key_file``), the index (a
+regular file named ``.expiry.jsonl``), and the data of an entry such a sidecar
+binds to a past time. Everything else is left where it is.
 
 Bad entries (a malformed or symlinked sidecar or index, an unreadable key file or
 directory) are skipped and reported (a warning on logger ``group_store`` naming the
@@ -24,7 +25,16 @@ from contextlib import ExitStack
 
 from ._engine import Engine, boundary, report_skipped
 from ._errors import CorruptEntryError, StorageError, UnsafeFileError
-from ._expiry import SidecarVerdict, index_needs_compaction, judge_sidecar, parse_index, render_index
+from ._expiry import (
+    SidecarVerdict,
+    decode_sidecar,
+    encode_sidecar,
+    index_needs_compaction,
+    judge_sidecar,
+    live_bindings,
+    parse_index,
+    render_index,
+)
 from ._keys import is_hashed_name
 from ._layout import EXPIRY_INDEX, KEY_SUFFIX, DirectoryContents, Location, classify, is_own_key_file, is_temp_name
 from ._layout import join as join_directory
@@ -87,9 +97,9 @@ def _sweep_directory(engine: Engine, directory: str, keys: tuple[str, ...], cont
     removed = 0
     unlisted_found = False
     for name in sorted(contents.sidecars - kept.keys()):
-        verdict, expiry = _judge(engine, directory, keys, name, now)
+        verdict, expiry, compacted = _judge(engine, directory, keys, name, now)
         removed += verdict is SidecarVerdict.EXPIRED
-        if _act_on(engine, Location(directory, name, name, keys), verdict):
+        if _act_on(engine, Location(directory, name, name, keys), verdict, compacted):
             continue
         left.add(name)
         if verdict is SidecarVerdict.LIVE and expiry is not None:
@@ -103,8 +113,12 @@ def _sweep_directory(engine: Engine, directory: str, keys: tuple[str, ...], cont
     return removed
 
 
-def _act_on(engine: Engine, loc: Location, verdict: SidecarVerdict) -> bool:
-    """Carry out ``verdict`` on the entry's files; ``True`` if its sidecar is gone."""
+def _act_on(engine: Engine, loc: Location, verdict: SidecarVerdict, compacted: bytes | None) -> bool:
+    """Carry out ``verdict`` on the entry's files; ``True`` if its sidecar is gone.
+
+    A LIVE sidecar is rewritten as ``compacted`` if given (its bindings of bytes no
+    longer on disk dropped; one atomic replace that keeps the document's own binding).
+    """
     storage, durable = engine.storage, engine.durable
     with boundary(None, storage, loc.directory, loc.sidecar):
         if verdict is SidecarVerdict.EXPIRED:
@@ -117,6 +131,8 @@ def _act_on(engine: Engine, loc: Location, verdict: SidecarVerdict) -> bool:
         if verdict in (SidecarVerdict.ORPHAN, SidecarVerdict.STALE):
             storage.remove(loc.directory, loc.sidecar, durable=durable)
             return True
+        if verdict is SidecarVerdict.LIVE and compacted is not None:
+            storage.write(loc.directory, loc.sidecar, compacted, durable=durable)
     return False
 
 
@@ -132,31 +148,39 @@ def _update_index(engine: Engine, directory: str, raw: bytes | None, kept: dict[
 
 def _judge(
     engine: Engine, directory: str, keys: tuple[str, ...], name: str, now: float
-) -> tuple[SidecarVerdict, float | None]:
+) -> tuple[SidecarVerdict, float | None, bytes | None]:
     """The verdict on sidecar ``name`` (FOREIGN for one whose name does not decode;
-    a bad entry is reported and judged FOREIGN, so it is left as it is)."""
+    a bad entry is reported and judged FOREIGN, so it is left as it is), the expiry,
+    and for a LIVE sidecar that also binds bytes no longer on disk, its compacted bytes.
+
+    The lock is held: no save is between its sidecar and its data write, so the
+    binding of the document on disk is the only live one (``live_bindings``)."""
     storage = engine.storage
     loc = Location(directory, name, name, keys)
     try:
         with boundary(None, storage, directory, loc.key_file):
             key = engine.decode_name(directory, name, loc.key_file)
         if key is None:
-            return SidecarVerdict.FOREIGN, None
+            return SidecarVerdict.FOREIGN, None, None
         loc = Location(directory, name, key, keys)
         with boundary(key, storage, directory, loc.sidecar):
             document, sidecar = storage.read_many(directory, (loc.document, loc.sidecar))
     except _BAD_ENTRY as exc:
         report_skipped(_OPERATION, exc)
-        return SidecarVerdict.FOREIGN, None
+        return SidecarVerdict.FOREIGN, None, None
     if sidecar is None:
-        return SidecarVerdict.FOREIGN, None  # gone meanwhile (we hold the lock: someone else's doing)
+        return SidecarVerdict.FOREIGN, None, None  # gone meanwhile (we hold the lock: someone else's doing)
     verdict, expiry = judge_sidecar(sidecar, document, now)
     if verdict is SidecarVerdict.FOREIGN:
         foreign = CorruptEntryError(
             "sidecar not written by the store; left as it is", key=key, path=storage.path(directory, loc.sidecar)
         )
         report_skipped(_OPERATION, foreign)
-    return verdict, expiry
+    compacted = None
+    if verdict is SidecarVerdict.LIVE and document is not None:
+        compacted = encode_sidecar(live_bindings(decode_sidecar(sidecar), document))
+        compacted = None if compacted == sidecar else compacted
+    return verdict, expiry, compacted
 
 
 def _read_index(engine: Engine, directory: str, contents: DirectoryContents) -> tuple[bytes | None, bool]:

@@ -20,7 +20,7 @@ import orjson
 from ._codec import InexactJSONError, decode_document, encode_document, parse_document, parse_line, split_log
 from ._engine import Engine, boundary
 from ._errors import CorruptEntryError, GroupStoreError
-from ._expiry import Clock, decode_sidecar, is_own_sidecar
+from ._expiry import Clock, decode_sidecar, encode_sidecar, is_own_sidecar, live_bindings, own_sidecar_bindings
 from ._inventory import DirectoryScan, ErrorHandler, engine_for, ignore, scan_directory, scan_tree, warn
 from ._layout import KEY_SUFFIX, SIDECAR_SUFFIX, Location
 from ._storage import Storage
@@ -36,10 +36,12 @@ class Problem:
         kind: ``invalid-json``, ``inexact-json`` (valid JSON that cannot be loaded
             exactly), ``corrupt-log-line``, ``inexact-log-line``, ``torn-log``,
             ``non-canonical``, ``orphan-sidecar``, ``malformed-sidecar``,
-            ``orphan-key-file``, ``temp-file``, ``foreign-file`` (a file or directory
-            the store did not write), ``unsafe-file`` (a symlink, FIFO, socket or
-            device) or ``unreadable`` (a file or directory that could not be read or
-            locked; the detail names the error).
+            ``orphan-key-file``, ``stale-binding`` (a sidecar that also binds bytes
+            no longer on disk; reported only by ``fix=True``, which drops them),
+            ``temp-file``, ``foreign-file`` (a file or directory the store did not
+            write), ``unsafe-file`` (a symlink, FIFO, socket or device) or
+            ``unreadable`` (a file or directory that could not be read or locked; the
+            detail names the error).
         path: The file or directory concerned.
         detail: A human sentence.
         fixable: Whether ``fix=True`` repairs it without losing data.
@@ -187,7 +189,7 @@ class _Checker:
     def check_sidecar(self, loc: Location) -> None:
         storage = self.engine.storage
         with boundary(loc.key, storage, loc.directory, loc.sidecar):
-            raw = storage.read(loc.directory, loc.sidecar)
+            document, raw = storage.read_many(loc.directory, (loc.document, loc.sidecar))
         try:
             decode_sidecar(raw or b"")
         except ValueError as exc:
@@ -195,6 +197,45 @@ class _Checker:
             # hand keeps the data and drops only an expiry nobody can read.
             detail = f"unreadable: {exc}; the entry's expiry is unknown, so loading it raises"
             self.report("malformed-sidecar", loc.directory, loc.sidecar, detail, None)
+            return
+        # Only with fix (under the lock): every save over existing data leaves one such
+        # binding, harmless to reads, so a plain verify of a store in use stays clean.
+        if self.fix and document is not None and raw is not None and _compacted(raw, document) != raw:
+            repair = _bind(drop_stale_bindings, self.engine, loc)
+            self.report("stale-binding", loc.directory, loc.sidecar, "binds data no longer on disk", repair)
+
+
+def _compacted(raw: bytes, document: bytes) -> bytes | None:
+    """The sidecar ``raw`` binding only ``document`` (``None``: it binds it to nothing, so
+    it may go); ``raw`` itself if it is not the store's or already binds only that."""
+    bindings = own_sidecar_bindings(raw)
+    if bindings is None:
+        return raw
+    live = live_bindings(bindings, document)
+    return encode_sidecar(live) if live else None
+
+
+def drop_stale_bindings(engine: Engine, loc: Location) -> bool:
+    """Rewrite the entry's sidecar to bind only the document on disk (or remove it if
+    that binds no expiry); ``True`` if it changed. The caller holds the directory lock,
+    so no save is between its sidecar and data writes: other bindings are dead.
+
+    Crash safety: one atomic replace (or removal) that keeps the document's own
+    binding, so either state reads the same. Sidecars not in the store's exact form,
+    and sidecars without a document (orphans), are left to their own checks.
+    """
+    storage = engine.storage
+    document, raw = storage.read_many(loc.directory, (loc.document, loc.sidecar))
+    if document is None or raw is None:
+        return False
+    compacted = _compacted(raw, document)
+    if compacted == raw:
+        return False
+    if compacted is None:
+        storage.remove(loc.directory, loc.sidecar, durable=engine.durable)
+    else:
+        storage.write(loc.directory, loc.sidecar, compacted, durable=engine.durable)
+    return True
 
 
 def _own_sidecar(engine: Engine, loc: Location) -> bool:
@@ -316,8 +357,9 @@ def format_store(
 ) -> int:
     """Rewrite every valid document and log under ``root`` canonically; return how many files changed.
 
-    Values and expiries are kept (each sidecar is re-bound to the new bytes) and each
-    file is replaced atomically under its directory's lock. A file that is not valid
+    Values and expiries are kept (each sidecar is re-bound to the new bytes, and left
+    binding only the bytes on disk) and each file is replaced atomically under its
+    directory's lock. A file that is not valid
     JSON, cannot be loaded exactly, has a malformed sidecar or cannot be read, and a
     directory that cannot be listed or locked, is passed to ``on_error`` (default: a
     warning on logger ``group_store``) and left as it is; the rest is formatted.
@@ -336,6 +378,13 @@ def format_store(
     return changed
 
 
+def _format_document(engine: Engine, loc: Location) -> bool:
+    """``rewrite_document`` then ``drop_stale_bindings`` (a rewrite leaves the old bytes'
+    binding behind); ``True`` if either changed a file: an entry counts once."""
+    rewritten = rewrite_document(engine, loc)
+    return drop_stale_bindings(engine, loc) or rewritten
+
+
 def _format_directory(engine: Engine, scan: DirectoryScan, report: ErrorHandler) -> int:
     changed = 0
     with boundary(None, engine.storage, scan.directory):
@@ -344,7 +393,7 @@ def _format_directory(engine: Engine, scan: DirectoryScan, report: ErrorHandler)
     for name in sorted(current.entries):
         loc = Location(current.directory, name, current.entries[name], current.segments)
         for present, rewrite, file in (
-            (current.documents, rewrite_document, loc.document),
+            (current.documents, _format_document, loc.document),
             (current.logs, rewrite_log, loc.log),
         ):
             if name in present:

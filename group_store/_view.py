@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ._codec import encode_document, encode_lines
-from ._engine import MISSING, Engine
-from ._errors import InvalidArgumentError, InvalidKeyError
+from ._engine import MISSING, SYNCHRONOUS_UPDATE, Engine
+from ._errors import InvalidArgumentError, InvalidKeyError, located
 from ._expiry import resolve_expiry, to_datetime
 from ._keys import check_segment
 from ._layout import Location, encode_directory, join
@@ -39,47 +40,73 @@ class View:
         """The directory that ``narrow(*keys)`` would use (nothing is created).
 
         Raises:
-            InvalidKeyError: for an empty or non-string key.
+            InvalidKeyError: for an empty or non-string key (naming this view's directory).
         """
-        return self._engine.storage.path(join(self._directory, encode_directory(keys)))
+        with located(path=self.root_path):
+            return self._engine.storage.path(join(self._directory, encode_directory(keys)))
 
     def _child_segments(self, keys: Sequence[str]) -> tuple[str, ...]:
         if not keys:
             raise InvalidKeyError("narrow() needs at least one key", path=self.root_path)
-        return (*self._segments, *(check_segment(key) for key in keys))
+        with located(path=self.root_path):
+            return (*self._segments, *(check_segment(key) for key in keys))
+
+    # Errors raised before any file is touched name the entry's file all the same (the
+    # document for save/update, the log for append/read), so every error of an entry
+    # operation carries a path. A key that cannot be encoded names no file: its error
+    # names this view's directory instead.
 
     def _location(self, key: str) -> Location:
-        return self._engine.location(self._directory, self._segments, key)
+        with located(path=self.root_path):
+            return self._engine.location(self._directory, self._segments, key)
 
-    def _expiry(self, key: str, ttl: Ttl, expires_at: datetime | None) -> float | None:
+    def _path(self, loc: Location, name: str) -> Path:
+        return self._engine.storage.path(loc.directory, name)
+
+    def _expiry(self, loc: Location, ttl: Ttl, expires_at: datetime | None) -> float | None:
         try:
             return resolve_expiry(self._engine.clock(), ttl, expires_at)
         except ValueError as exc:
-            raise InvalidArgumentError(str(exc), key=key, path=self.root_path) from exc
+            raise InvalidArgumentError(str(exc), key=loc.key, path=self._path(loc, loc.document)) from exc
 
     def _update_expiry(self, key: str, ttl: Ttl, expires_at: datetime | None) -> float | object | None:
-        return MISSING if ttl is None and expires_at is None else self._expiry(key, ttl, expires_at)
+        return MISSING if ttl is None and expires_at is None else self._expiry(self._location(key), ttl, expires_at)
+
+    def _check_update_function(self, key: str, function: Callable[[Any], Any]) -> None:
+        """Refuse, before anything is queued or locked, a function ``update()`` cannot run.
+
+        An async function's result would be a coroutine, which no JSON holds; one that
+        this check cannot recognise is caught after the call (``Engine.update``).
+        """
+        if callable(function) and not inspect.iscoroutinefunction(function):
+            return
+        loc = self._location(key)
+        detail = SYNCHRONOUS_UPDATE if callable(function) else f"update() needs a function, not {function!r}"
+        raise InvalidArgumentError(detail, key=key, path=self._path(loc, loc.document))
 
     def _document(
         self, key: str, data: Any, ttl: Ttl, expires_at: datetime | None
     ) -> tuple[Location, bytes, float | None]:
         loc = self._location(key)
-        return loc, encode_document(key, data), self._expiry(key, ttl, expires_at)
+        with located(key=key, path=self._path(loc, loc.document)):
+            return loc, encode_document(key, data), self._expiry(loc, ttl, expires_at)
 
     def _lines(self, key: str, items: Sequence[Any], max_items: int | None) -> tuple[Location, bytes, int]:
         loc = self._location(key)
+        path = self._path(loc, loc.log)
         if not isinstance(items, list | tuple):
-            raise InvalidArgumentError(
-                f"append() takes a list of items, not {type(items).__name__}", key=key, path=self.root_path
-            )
+            detail = f"append() takes a list of items, not {type(items).__name__}"
+            raise InvalidArgumentError(detail, key=key, path=path)
         if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1):
-            raise InvalidArgumentError(f"max_items must be an int >= 1, not {max_items!r}", key=key)
-        return loc, encode_lines(key, items), len(items)
+            raise InvalidArgumentError(f"max_items must be an int >= 1, not {max_items!r}", key=key, path=path)
+        with located(key=key, path=path):
+            return loc, encode_lines(key, items), len(items)
 
-    @staticmethod
-    def _check_last(key: str, last: int | None) -> None:
+    def _check_last(self, key: str, last: int | None) -> None:
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
-            raise InvalidArgumentError(f"last must be an int >= 0, not {last!r}", key=key)
+            loc = self._location(key)
+            detail = f"last must be an int >= 0, not {last!r}"
+            raise InvalidArgumentError(detail, key=key, path=self._path(loc, loc.log))
 
     @staticmethod
     def _as_datetime(expiry: float | None) -> datetime | None:

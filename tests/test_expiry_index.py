@@ -3,11 +3,12 @@ correct without an index, with a damaged one, and after a crash between records.
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from group_store import Store
+from group_store import Store, export_store, format_store, import_store
 from group_store._expiry import index_line, parse_index, render_index
 from group_store._local import LocalStorage
 from group_store.testing import FakeClock
@@ -114,3 +115,37 @@ def test_clearing_a_ttl_leaves_only_a_harmless_record(store: Store, clock: FakeC
     assert store.sweep() == 0
     assert store.load("k") == 2
     assert not (store.root_path / ".expiry.jsonl").exists()  # compacted away
+
+
+def test_the_index_is_left_out_of_tar_archives_and_rebuilt_after_import(tmp_path: Path, clock: FakeClock) -> None:
+    source = Store(tmp_path / "source", clock=clock)
+    for i in range(5):
+        source.save(f"k{i}", i, ttl=5 if i < 2 else 500)
+    source.narrow("sub").save("s", 1, ttl=5)
+    archive = tmp_path / "store.tar.gz"
+    export_store(source.root_path, archive)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "k0.meta.json" in names
+    assert [name for name in names if name.rpartition("/")[2] == ".expiry.jsonl"] == []
+    import_store(archive, tmp_path / "copy")
+    copy = Store(tmp_path / "copy", clock=clock)
+    indexed, _ = parse_index((copy.root_path / ".expiry.jsonl").read_bytes())
+    assert indexed.keys() == {f"k{i}" for i in range(5)}  # the import indexes what it writes
+    (copy.root_path / "sub" / ".expiry.jsonl").unlink()  # as after a git checkout: no index
+    clock.advance(6)
+    assert copy.sweep() == 3  # every sidecar the index does not list is checked
+    assert copy.keys() == ["k2", "k3", "k4"]
+    assert copy.narrow("sub").keys() == []
+
+
+def test_equal_stores_export_equal_archives_whatever_their_ttl_history(tmp_path: Path, clock: FakeClock) -> None:
+    churned = Store(tmp_path / "churned", clock=clock)
+    for value, ttl in (("a", 50), ("b", 60), ("v", 70)):
+        churned.save("k", value, ttl=ttl)  # three index lines and a stale binding, one entry
+    fresh = Store(tmp_path / "fresh", clock=clock)
+    fresh.save("k", "v", ttl=70)
+    assert format_store(churned.root_path, clock=clock) == 1  # drops the stale bindings
+    export_store(churned.root_path, tmp_path / "a.tar.gz")
+    export_store(fresh.root_path, tmp_path / "b.tar.gz")
+    assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()

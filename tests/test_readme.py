@@ -40,3 +40,59 @@ def test_quickstart_runs(tmp_path: Path) -> None:
     assert "sweep removed 1 expired entry" in result.stdout
     assert (tmp_path / "store" / "session-123" / "alice" / "agent" / "state.json").exists()
     assert not (tmp_path / "store" / "session-123" / "weather-lisbon.json").exists()
+
+
+def _block(language: str) -> str:
+    """The README's one fenced block of ``language`` (the git snippets are tested as shown)."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+    assert len(blocks) == 1, f"the README shows one ```{language} block, not {len(blocks)}"
+    return str(blocks[0])
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=60)
+    return result.stdout
+
+
+def test_readme_gitattributes_merge_logs_by_union(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")
+    (tmp_path / ".gitattributes").write_text(_block("gitattributes"))
+    shown = _git(tmp_path, "check-attr", "merge", "text", "eol", "--", "a/messages.jsonl", "a/state.json")
+    attributes = {}
+    for line in shown.splitlines():  # "PATH: ATTRIBUTE: VALUE"
+        path, attribute, value = line.split(": ")
+        attributes[path, attribute] = value
+    assert attributes == {
+        ("a/messages.jsonl", "merge"): "union",
+        ("a/messages.jsonl", "text"): "set",
+        ("a/messages.jsonl", "eol"): "lf",
+        ("a/state.json", "merge"): "unspecified",
+        ("a/state.json", "text"): "set",
+        ("a/state.json", "eol"): "lf",
+    }
+
+
+def test_readme_gitignore_keeps_the_store_internals_out_of_git(tmp_path: Path) -> None:
+    from group_store import Store
+
+    store = Store(tmp_path / "sessions")
+    store.narrow("alice").save("state", {"turn": 1}, ttl=60)
+    store.narrow("alice").save("state", {"turn": 2}, ttl=60)
+    store.append("messages", [{"role": "user"}])
+    (store.root_path / ".state.json.0123456789abcdef.tmp").write_bytes(b"{")  # a crash's leftover
+    _git(tmp_path, "init", "-q")
+    (tmp_path / ".gitignore").write_text(_block("gitignore"))
+    _git(tmp_path, "add", "-A")
+    assert _git(tmp_path, "ls-files").split() == [
+        ".gitignore",
+        "sessions/alice/state.json",
+        "sessions/alice/state.meta.json",
+        "sessions/messages.jsonl",
+    ]
+
+
+def test_the_two_commands_say_to_run_in_a_virtual_environment() -> None:
+    section = README.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    before_the_commands = section.split("```sh", 1)[0]
+    assert "python3 -m venv .venv" in before_the_commands
+    assert ". .venv/bin/activate" in before_the_commands
