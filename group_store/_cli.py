@@ -31,6 +31,7 @@ from ._diff import diff_stores
 from ._errors import GroupStoreError
 from ._import import import_store
 from ._inventory import engine_for, ignore, read_entry, scan_tree, walk, walk_directories
+from ._migrate import MIGRATIONS, migrate_store
 from ._store import Store
 from ._verify import format_store, verify_store
 
@@ -400,3 +401,38 @@ def import_(archive: str, destination: str, as_json: bool) -> None:
     result = {"destination": destination, "items": count, "skipped": skipped.count}
     _emit(as_json, result, f"imported {count} items into {destination}")
     skipped.exit_if_any()
+
+
+@cli.command()
+@click.argument("store")
+@click.option("--from", "source", type=click.Choice(sorted(MIGRATIONS)), required=True, help="Who wrote the store.")
+@click.option("--dry-run", is_flag=True, help="List what would be renamed; change nothing.")
+@json_option
+def migrate(store: str, source: str, dry_run: bool, as_json: bool) -> None:
+    """Rename what another writer (or an older format) left into this format; exit 1 on collisions."""
+    root = _existing_store(store)
+    with _errors():
+        report = migrate_store(root, source=source, dry_run=dry_run)
+    renames = [{"from": str(r.source), "to": str(r.target), "kind": r.kind} for r in report.renamed]
+    collisions = [{"from": str(r.source), "to": str(r.target), "kind": r.kind} for r in report.collisions]
+    verb = "would rename" if dry_run else "renamed"
+    lines = [f"{verb}: {r['from']} -> {r['to']}" for r in renames]
+    lines += [f"collision (not renamed): {r['from']} -> {r['to']} exists" for r in collisions]
+    lines += [f"both a document and a log (load reads the document): {path}" for path in report.both]
+    lines += [f"left as it was: {error}" for error in report.errors]
+    rewritten = "" if report.rewritten is None else f", rewrote {report.rewritten} files canonically"
+    lines.append(f"{verb} {len(renames)} names{rewritten}, {len(collisions)} collisions, format {report.format}")
+    data = {
+        "source": source,
+        "dry_run": dry_run,
+        "renamed": renames,
+        "collisions": collisions,
+        "rewritten": report.rewritten,
+        "both": [str(path) for path in report.both],
+        "errors": list(report.errors),
+        "format": report.format,
+        "ok": report.ok,
+    }
+    _emit(as_json, data, "\n".join(lines))
+    if not report.ok:
+        raise SystemExit(EXIT_FOUND)

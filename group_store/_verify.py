@@ -36,7 +36,9 @@ class Problem:
         kind: ``invalid-json``, ``inexact-json`` (valid JSON that cannot be loaded
             exactly), ``corrupt-log-line``, ``inexact-log-line``, ``torn-log``,
             ``non-canonical``, ``orphan-sidecar``, ``malformed-sidecar``,
-            ``orphan-key-file``, ``temp-file``, ``foreign-file`` (a file or directory
+            ``orphan-key-file``, ``temp-file``, ``document-and-log`` (a name that
+            is both a document and a log, as Group Genie 0.0.2 then 0.0.4 left
+            it; never fixed: which one is wanted is the user's call), ``foreign-file`` (a file or directory
             the store did not write), ``unsafe-file`` (a symlink, FIFO, socket or
             device) or ``unreadable`` (a file or directory that could not be read or
             locked; the detail names the error).
@@ -112,6 +114,9 @@ class _Checker:
             self.report("unsafe-file", directory, name, "a symlink, FIFO, socket or device: never read", None)
         for foreign in sorted(scan.foreign, key=lambda item: item.name):
             self.report("foreign-file", directory, foreign.name, f"{foreign.reason}: never touched", None)
+        for name in scan.both:
+            detail = f"both {name}.json and {name}.jsonl exist: load() reads the document, read() the log"
+            self.report("document-and-log", directory, name + ".json", detail, None)
         for name in sorted(scan.temps):
             self.report("temp-file", directory, name, "leftover temporary file", _remove(storage, directory, name))
         for name in sorted(scan.entries):
