@@ -30,8 +30,8 @@ from ._codec import InexactJSONError, loads_exact
 from ._diff import diff_stores
 from ._errors import GroupStoreError
 from ._import import import_store
-from ._inventory import engine_for, ignore, read_entry, scan_tree, walk, walk_directories
-from ._migrate import MIGRATIONS, migrate_store
+from ._inventory import engine_for, ignore, read_entry, scan_directory, scan_tree, walk, walk_directories
+from ._migrate import MIGRATIONS, migrate_store, undecodable_names, undecodable_note
 from ._store import Store
 from ._verify import format_store, verify_store
 
@@ -104,6 +104,12 @@ def _split_key(words: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
     return words[:-1], words[-1]
 
 
+def _note_undecodable(count: int) -> None:
+    note = undecodable_note(count)
+    if note is not None:
+        click.echo(f"group-store: {note}", err=True)
+
+
 def _size(count: int) -> str:
     size = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -141,8 +147,11 @@ def tree(store: str, keys: tuple[str, ...], as_json: bool) -> None:
     with _errors():
         start = _view(root, keys).root_path
         nodes: dict[tuple[str, ...], dict[str, Any]] = {}
+        undecodable = 0
         # Errors are named once, by the walk below, which lists the same directories.
-        for _, segments in walk_directories(engine_for(start), on_error=ignore):
+        for scan in scan_tree(engine_for(start), "", ignore):
+            segments = scan.segments
+            undecodable += len(undecodable_names(scan))
             nodes[segments] = {"name": segments[-1] if segments else str(start), "entries": [], "children": []}
             if segments and segments[:-1] in nodes:
                 nodes[segments[:-1]]["children"].append(nodes[segments])
@@ -170,6 +179,7 @@ def tree(store: str, keys: tuple[str, ...], as_json: bool) -> None:
 
     render(nodes[()], 0)
     _emit(as_json, nodes[()], "\n".join(lines))
+    _note_undecodable(undecodable)
 
 
 @cli.command(name="ls")
@@ -182,8 +192,12 @@ def list_(store: str, keys: tuple[str, ...], as_json: bool) -> None:
     with _errors():
         view = _view(root, keys)
         result = {"keys": view.keys(), "children": view.children()}
+        engine = engine_for(view.root_path)
+        listing = engine.storage.scan("")
+        undecodable = undecodable_names(scan_directory(engine, "", (), listing, ignore))
     text = "\n".join([*(f"{name}/" for name in result["children"]), *result["keys"]])
     _emit(as_json, result, text)
+    _note_undecodable(len(undecodable))
 
 
 @cli.command()

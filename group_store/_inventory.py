@@ -228,7 +228,7 @@ def scan_directory(
 def _undecodable(name: str) -> str:
     if is_hashed_name(name):
         return "a hashed name without its matching key file"
-    return "a name that is not an encoded key"
+    return "a name that is not an encoded key (another tool's? see group-store migrate)"
 
 
 def _scan_child(engine: Engine, scan: DirectoryScan, name: str, on_error: ErrorHandler) -> None:

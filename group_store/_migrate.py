@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ._engine import Engine, boundary, check_format_marker
 from ._errors import GroupStoreError, InvalidArgumentError
-from ._inventory import engine_for
+from ._inventory import DirectoryScan, engine_for
 from ._keys import encode_segment, is_hashed_name
 from ._layout import (
     DIRECTORY_KEY_FILE,
@@ -116,6 +116,21 @@ class MigrationContext:
 
 
 Migration = Callable[[MigrationContext], None]
+
+
+def undecodable_names(scan: DirectoryScan) -> list[str]:
+    """The data files and directories of a scanned directory whose names do not decode as
+    keys: entries ``keys()`` and ``children()`` cannot list (another writer's, such as Group
+    Genie's, until ``migrate_store`` renames them)."""
+    return [foreign.name for foreign in scan.foreign if foreign.undecodable]
+
+
+def undecodable_note(count: int) -> str | None:
+    """The one line a listing command prints when ``count`` names did not decode, else ``None``."""
+    if not count:
+        return None
+    names = "name does" if count == 1 else "names do"
+    return f"{count} {names} not decode as keys and are not listed (run group-store migrate?)"
 
 
 def genie_target(name: str) -> str | None:

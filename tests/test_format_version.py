@@ -105,3 +105,17 @@ def test_the_marker_is_the_stores_own_and_never_an_entry(tmp_path: Path) -> None
 def test_a_leftover_temporary_marker_is_the_stores_to_sweep() -> None:
     assert is_temp_name(temp_name(FORMAT_MARKER))
     assert not is_temp_name(".group_store.tmp")
+
+
+@pytest.mark.anyio
+async def test_a_data_store_in_a_newer_format_refuses_reads_and_writes(tmp_path: Path) -> None:
+    (tmp_path / FORMAT_MARKER).write_bytes(b'{"format": %d}\n' % (FORMAT_VERSION + 1))
+    store = DataStore(tmp_path)
+    with pytest.raises(FormatVersionError):
+        await store.keys()
+    handle = store.save("k", 1)
+    with pytest.raises(FormatVersionError):
+        await handle
+    with pytest.raises(FormatVersionError):
+        await store.aclose()  # like every write failure, also raised by the next flush
+    assert not (tmp_path / "k.json").exists()

@@ -187,3 +187,32 @@ def test_values_genie_accepted_but_group_store_refuses_are_reported_and_left(
 def test_an_unknown_source_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown migration source"):
         migrate_store(tmp_path, source="nope")
+
+
+@pytest.mark.parametrize("command", ["tree", "ls"])
+def test_listings_say_how_many_names_do_not_decode(tmp_path: Path, command: str) -> None:
+    write_genie_stores(tmp_path)
+    runner = CliRunner()
+    before = runner.invoke(cli, [command, str(tmp_path)])
+    assert before.exit_code == 0
+    top_level = 6 if command == "ls" else None  # 4 documents to rename and 2 directories at the root
+    note = before.stderr.strip().splitlines()[-1]
+    assert note.endswith("names do not decode as keys and are not listed (run group-store migrate?)")
+    if top_level is not None:
+        assert (
+            note
+            == f"group-store: {top_level} names do not decode as keys and are not listed (run group-store migrate?)"
+        )
+    migrate_store(tmp_path)
+    after = runner.invoke(cli, [command, str(tmp_path)])
+    assert after.exit_code == 0
+    assert "do not decode" not in after.stderr
+    assert "C01ABCDEF" in after.stdout
+
+
+def test_verify_points_undecodable_names_at_migrate(tmp_path: Path) -> None:
+    write_genie_stores(tmp_path)
+    problems = verify_store(tmp_path).problems
+    foreign = [p for p in problems if p.kind == "foreign-file"]
+    assert {p.path.name for p in foreign} >= {"C01ABCDEF.json", "Team-X"}
+    assert all("group-store migrate" in p.detail for p in foreign)
