@@ -28,6 +28,7 @@ Genie takes no locks).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._engine import Engine, boundary, check_format_marker
-from ._errors import GroupStoreError, InvalidArgumentError
+from ._errors import GroupStoreError, InvalidArgumentError, StorageError
 from ._inventory import DirectoryScan, engine_for
 from ._keys import encode_segment, is_hashed_name
 from ._layout import (
@@ -186,7 +187,8 @@ def _genie_renames(context: MigrationContext, directory: str) -> list[str]:
         if kind is Kind.DIRECTORY:
             target = genie_target(name)
             if target is None:
-                if "." not in name:
+                # Only the store's own sub-stores: a foreign directory is never entered (nor locked).
+                if context.engine.decode_name(join(directory, name), name, DIRECTORY_KEY_FILE) is not None:
                     children.append(name)
                 continue
             done = _rename(context, directory, name, name, target, "directory")
@@ -290,7 +292,7 @@ def migrate_store(
     Raises:
         InvalidArgumentError: for an unknown ``source``.
         FormatVersionError: if the store is marked with a newer format (nothing is changed).
-        StorageError, UnsafeFileError: if the root cannot be read; a directory or entry
+        StorageError, UnsafeFileError: if the root is not a directory or cannot be read; a directory or entry
             that cannot be read is reported in ``errors`` and the rest goes on.
     """
     migration = MIGRATIONS.get(source)
@@ -298,6 +300,8 @@ def migrate_store(
         known = ", ".join(sorted(MIGRATIONS))
         raise InvalidArgumentError(f"unknown migration source {source!r} (known: {known})")
     root = Path(store_or_path.root_path if isinstance(store_or_path, View) else store_or_path)
+    if not root.is_dir():
+        raise StorageError("no store here (not a directory)", path=root, errno=errno.ENOENT)
     engine = engine_for(root)
     context = MigrationContext(engine, dry_run)
     # The format is checked before anything is renamed: a newer store is refused untouched.

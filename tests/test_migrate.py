@@ -6,13 +6,14 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from group_store import Store, migrate_store, verify_store
+from group_store import StorageError, Store, migrate_store, verify_store
 from group_store._cli import cli
 from group_store._keys import encode_segment
 from group_store._layout import FORMAT_MARKER
@@ -30,7 +31,7 @@ KEYS = [
     ("plain_key-1", "plain_key-1"),  # the same name in both encodings: left alone
     (LONG, LONG),
 ]
-DIRECTORIES = [("Team-X", "Team-X"), ("#général", "_général")]
+DIRECTORIES = [("Team-X", "Team-X"), ("#général", "_général"), ("Ä" * 120, "Ä" * 120)]  # the last one hashed
 VALUE = {"text": "héllo ☃ \U0001f600", "n": [1, 2.5, None, True], "nested": {"K": "V"}}
 
 
@@ -95,33 +96,39 @@ def test_a_second_migration_changes_nothing(tmp_path: Path) -> None:
     assert tree_bytes(tmp_path) == before
 
 
-def test_a_rerun_after_a_crash_finishes_the_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_genie_stores(tmp_path)
-    reference = tmp_path / "reference"
-    write_genie_stores(reference)
-    migrate_store(reference)
+def crashing_rename(real_rename: Callable[..., None], crash_at: int) -> Callable[..., None]:
+    """``os.rename`` that dies before the migration's ``crash_at``-th rename (each one is atomic)."""
     renames = 0
-    real_rename = os.rename
 
-    def crashing_rename(*args: Any, **kwargs: Any) -> None:
+    def rename(*args: Any, **kwargs: Any) -> None:
         nonlocal renames
         if not kwargs:  # the migration's renames (the store's own writes pass directory descriptors)
             renames += 1
-            if renames == 4:
-                raise KeyboardInterrupt  # dies between two renames (each one is atomic)
+            if renames == crash_at:
+                raise KeyboardInterrupt
         real_rename(*args, **kwargs)
 
-    monkeypatch.setattr(os, "rename", crashing_rename)
-    with pytest.raises(KeyboardInterrupt):
-        migrate_store(tmp_path)
-    monkeypatch.setattr(os, "rename", real_rename)
-    finished = migrate_store(tmp_path)
-    assert finished.ok
-    migrated = {name: data for name, data in tree_bytes(tmp_path).items() if not name.startswith("reference")}
-    expected = tree_bytes(reference)
-    assert {n: d for n, d in migrated.items() if ".lock" not in n} == {
-        n: d for n, d in expected.items() if ".lock" not in n
-    }
+    return rename
+
+
+def test_a_rerun_after_a_crash_at_any_rename_finishes_the_migration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = tmp_path / "reference"
+    write_genie_stores(reference)
+    total = len(migrate_store(reference).renamed)
+    expected = {name: data for name, data in tree_bytes(reference).items() if ".lock" not in name}
+    real_rename = os.rename
+    for crash_at in range(1, total + 1):  # bounded: one crash per rename the migration makes
+        store = tmp_path / f"crash-{crash_at}"
+        write_genie_stores(store)
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "rename", crashing_rename(real_rename, crash_at))
+            with pytest.raises(KeyboardInterrupt):
+                migrate_store(store)
+        assert migrate_store(store).ok
+        migrated = {name: data for name, data in tree_bytes(store).items() if ".lock" not in name}
+        assert migrated == expected, crash_at
 
 
 def test_a_collision_is_refused_and_reported_and_nothing_is_overwritten(tmp_path: Path) -> None:
@@ -195,7 +202,7 @@ def test_listings_say_how_many_names_do_not_decode(tmp_path: Path, command: str)
     runner = CliRunner()
     before = runner.invoke(cli, [command, str(tmp_path)])
     assert before.exit_code == 0
-    top_level = 6 if command == "ls" else None  # 4 documents to rename and 2 directories at the root
+    top_level = 7 if command == "ls" else None  # 4 documents to rename and 3 directories at the root
     note = before.stderr.strip().splitlines()[-1]
     assert note.endswith("names do not decode as keys and are not listed (run group-store migrate?)")
     if top_level is not None:
@@ -216,3 +223,17 @@ def test_verify_points_undecodable_names_at_migrate(tmp_path: Path) -> None:
     foreign = [p for p in problems if p.kind == "foreign-file"]
     assert {p.path.name for p in foreign} >= {"C01ABCDEF.json", "Team-X"}
     assert all("group-store migrate" in p.detail for p in foreign)
+
+
+def test_foreign_directories_are_never_entered_and_a_missing_store_is_refused(tmp_path: Path) -> None:
+    foreign = tmp_path / "not ours" / "Inner"  # a space: neither a genie name nor a key
+    foreign.mkdir(parents=True)
+    (foreign / "Doc.json").write_text("{}")
+    report = migrate_store(tmp_path)
+    assert report.ok
+    assert report.renamed == ()
+    assert sorted(p.name for p in (tmp_path / "not ours").iterdir()) == ["Inner"]
+    assert sorted(p.name for p in foreign.iterdir()) == ["Doc.json"]
+    with pytest.raises(StorageError):
+        migrate_store(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
