@@ -434,8 +434,12 @@ def migrate(store: str, source: str, dry_run: bool, as_json: bool) -> None:
     lines += [f"collision (not renamed): {r['from']} -> {r['to']} exists" for r in collisions]
     lines += [f"both a document and a log (load reads the document): {path}" for path in report.both]
     lines += [f"left as it was: {error}" for error in report.errors]
-    rewritten = "" if report.rewritten is None else f", rewrote {report.rewritten} files canonically"
-    lines.append(f"{verb} {len(renames)} names{rewritten}, {len(collisions)} collisions, format {report.format}")
+    def count(number: int, noun: str) -> str:
+        return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+    rewritten = "" if report.rewritten is None else f", rewrote {count(report.rewritten, 'file')} canonically"
+    summary = f"{verb} {count(len(renames), 'name')}{rewritten}, {count(len(collisions), 'collision')}"
+    lines.append(f"{summary}, format {report.format}")
     data = {
         "source": source,
         "dry_run": dry_run,
