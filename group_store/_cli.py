@@ -434,6 +434,7 @@ def migrate(store: str, source: str, dry_run: bool, as_json: bool) -> None:
     lines += [f"collision (not renamed): {r['from']} -> {r['to']} exists" for r in collisions]
     lines += [f"both a document and a log (load reads the document): {path}" for path in report.both]
     lines += [f"left as it was: {error}" for error in report.errors]
+
     def count(number: int, noun: str) -> str:
         return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
