@@ -8,6 +8,7 @@ from ._diff import diff_stores as diff_stores
 from ._errors import CorruptEntryError as CorruptEntryError
 from ._errors import DuplicateKeyError as DuplicateKeyError
 from ._errors import EntryKindError as EntryKindError
+from ._errors import FormatVersionError as FormatVersionError
 from ._errors import GroupStoreError as GroupStoreError
 from ._errors import InvalidArgumentError as InvalidArgumentError
 from ._errors import InvalidKeyError as InvalidKeyError
@@ -21,6 +22,9 @@ from ._handle import WriteHandle as WriteHandle
 from ._import import import_store as import_store
 from ._inventory import Entry as Entry
 from ._inventory import walk as walk
+from ._migrate import MigrationReport as MigrationReport
+from ._migrate import Rename as Rename
+from ._migrate import migrate_store as migrate_store
 from ._schema import TableSchema as TableSchema
 from ._store import Store as Store
 from ._table import AsyncTable as AsyncTable
@@ -45,12 +49,15 @@ __all__ = [
     "Entry",
     "EntryChange",
     "EntryKindError",
+    "FormatVersionError",
     "GroupStoreError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "KeyNotFoundError",
+    "MigrationReport",
     "Problem",
     "Record",
+    "Rename",
     "SchemaError",
     "SerializationError",
     "StorageError",
@@ -67,6 +74,7 @@ __all__ = [
     "export_store",
     "format_store",
     "import_store",
+    "migrate_store",
     "verify_store",
     "walk",
 ]

@@ -30,7 +30,8 @@ from ._codec import InexactJSONError, loads_exact
 from ._diff import diff_stores
 from ._errors import GroupStoreError
 from ._import import import_store
-from ._inventory import engine_for, ignore, read_entry, scan_tree, walk, walk_directories
+from ._inventory import engine_for, ignore, read_entry, scan_directory, scan_tree, walk, walk_directories
+from ._migrate import MIGRATIONS, migrate_store, undecodable_names, undecodable_note
 from ._store import Store
 from ._verify import format_store, verify_store
 
@@ -103,6 +104,12 @@ def _split_key(words: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
     return words[:-1], words[-1]
 
 
+def _note_undecodable(count: int) -> None:
+    note = undecodable_note(count)
+    if note is not None:
+        click.echo(f"group-store: {note}", err=True)
+
+
 def _size(count: int) -> str:
     size = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -140,8 +147,11 @@ def tree(store: str, keys: tuple[str, ...], as_json: bool) -> None:
     with _errors():
         start = _view(root, keys).root_path
         nodes: dict[tuple[str, ...], dict[str, Any]] = {}
+        undecodable = 0
         # Errors are named once, by the walk below, which lists the same directories.
-        for _, segments in walk_directories(engine_for(start), on_error=ignore):
+        for scan in scan_tree(engine_for(start), "", ignore):
+            segments = scan.segments
+            undecodable += len(undecodable_names(scan))
             nodes[segments] = {"name": segments[-1] if segments else str(start), "entries": [], "children": []}
             if segments and segments[:-1] in nodes:
                 nodes[segments[:-1]]["children"].append(nodes[segments])
@@ -169,6 +179,7 @@ def tree(store: str, keys: tuple[str, ...], as_json: bool) -> None:
 
     render(nodes[()], 0)
     _emit(as_json, nodes[()], "\n".join(lines))
+    _note_undecodable(undecodable)
 
 
 @cli.command(name="ls")
@@ -181,8 +192,12 @@ def list_(store: str, keys: tuple[str, ...], as_json: bool) -> None:
     with _errors():
         view = _view(root, keys)
         result = {"keys": view.keys(), "children": view.children()}
+        engine = engine_for(view.root_path)
+        listing = engine.storage.scan("")
+        undecodable = undecodable_names(scan_directory(engine, "", (), listing, ignore))
     text = "\n".join([*(f"{name}/" for name in result["children"]), *result["keys"]])
     _emit(as_json, result, text)
+    _note_undecodable(len(undecodable))
 
 
 @cli.command()
@@ -400,3 +415,43 @@ def import_(archive: str, destination: str, as_json: bool) -> None:
     result = {"destination": destination, "items": count, "skipped": skipped.count}
     _emit(as_json, result, f"imported {count} items into {destination}")
     skipped.exit_if_any()
+
+
+@cli.command()
+@click.argument("store")
+@click.option("--from", "source", type=click.Choice(sorted(MIGRATIONS)), required=True, help="Who wrote the store.")
+@click.option("--dry-run", is_flag=True, help="List what would be renamed; change nothing.")
+@json_option
+def migrate(store: str, source: str, dry_run: bool, as_json: bool) -> None:
+    """Rename what another writer (or an older format) left into this format; exit 1 on collisions."""
+    root = _existing_store(store)
+    with _errors():
+        report = migrate_store(root, source=source, dry_run=dry_run)
+    renames = [{"from": str(r.source), "to": str(r.target), "kind": r.kind} for r in report.renamed]
+    collisions = [{"from": str(r.source), "to": str(r.target), "kind": r.kind} for r in report.collisions]
+    verb = "would rename" if dry_run else "renamed"
+    lines = [f"{verb}: {r['from']} -> {r['to']}" for r in renames]
+    lines += [f"collision (not renamed): {r['from']} -> {r['to']} exists" for r in collisions]
+    lines += [f"both a document and a log (load reads the document): {path}" for path in report.both]
+    lines += [f"left as it was: {error}" for error in report.errors]
+
+    def count(number: int, noun: str) -> str:
+        return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+    rewritten = "" if report.rewritten is None else f", rewrote {count(report.rewritten, 'file')} canonically"
+    summary = f"{verb} {count(len(renames), 'name')}{rewritten}, {count(len(collisions), 'collision')}"
+    lines.append(f"{summary}, format {report.format}")
+    data = {
+        "source": source,
+        "dry_run": dry_run,
+        "renamed": renames,
+        "collisions": collisions,
+        "rewritten": report.rewritten,
+        "both": [str(path) for path in report.both],
+        "errors": list(report.errors),
+        "format": report.format,
+        "ok": report.ok,
+    }
+    _emit(as_json, data, "\n".join(lines))
+    if not report.ok:
+        raise SystemExit(EXIT_FOUND)

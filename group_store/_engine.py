@@ -28,6 +28,7 @@ from ._codec import decode_document, decode_log, encode_document, split_log
 from ._errors import (
     CorruptEntryError,
     EntryKindError,
+    FormatVersionError,
     GroupStoreError,
     InvalidArgumentError,
     KeyNotFoundError,
@@ -49,12 +50,18 @@ from ._expiry import (
 from ._keys import encode_segment, is_hashed_name
 from ._layout import (
     DIRECTORY_KEY_FILE,
+    DOCUMENT_SUFFIX,
     EXPIRY_INDEX,
+    FORMAT_MARKER,
+    FORMAT_VERSION,
     KEY_SUFFIX,
+    LOG_SUFFIX,
     SIDECAR_SUFFIX,
     DirectoryContents,
     Location,
     classify,
+    decode_format_marker,
+    encode_format_marker,
     join,
     key_for_name,
 )
@@ -82,6 +89,16 @@ def report_skipped(operation: str, error: GroupStoreError) -> None:
     logger.warning("group_store: %s skipped a bad entry: %s", operation, error)
 
 
+def report_both(storage: Storage, directory: str, name: str) -> None:
+    """Log (warning) that ``name`` is both a document and a log; ``load()`` reads the document.
+
+    group_store never writes both (``save`` refuses a log, ``append`` a document); another
+    writer did, e.g. Group Genie 0.0.2 (``.json``) and then 0.0.4 (``.jsonl``).
+    """
+    document, log = storage.path(directory, name + DOCUMENT_SUFFIX), storage.path(directory, name + LOG_SUFFIX)
+    logger.warning("group_store: both %s and %s exist; load() reads the document, read() the log", document, log)
+
+
 @contextmanager
 def boundary(key: str | None, storage: Storage, directory: str, name: str = "") -> Iterator[None]:
     """Translate low-level errors into the GroupStoreError tree, naming ``key`` and the file
@@ -101,13 +118,65 @@ def boundary(key: str | None, storage: Storage, directory: str, name: str = "") 
         raise StorageError(exc.strerror or str(exc), key=key, path=path, errno=exc.errno) from exc
 
 
+def check_format_marker(raw: bytes | None, path: Path) -> int | None:
+    """The format version ``raw`` (the marker's bytes, ``None`` if absent) names.
+
+    Raises:
+        FormatVersionError: for a marker newer than ``FORMAT_VERSION`` or one that is
+            not a marker (a store cannot be read safely if its format is unknown).
+    """
+    if raw is None:
+        return None
+    version = decode_format_marker(raw)
+    if version is None:
+        raise FormatVersionError("the format marker is not one group_store writes; refusing the store", path=path)
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"the store is in format {version}, newer than format {FORMAT_VERSION} that this group_store knows;"
+            " upgrade group_store",
+            path=path,
+        )
+    return version
+
+
 class Engine:
-    """Store operations over a ``Storage``, with time from ``clock``."""
+    """Store operations over a ``Storage``, with time from ``clock``.
+
+    The format marker at the storage root is read once per engine (by its first read
+    or write) and written by its first write if absent (``check_format``).
+    """
 
     def __init__(self, storage: Storage, clock: Clock, *, durable: bool) -> None:
         self.storage = storage
         self.clock = clock
         self.durable = durable
+        # Invariant: _format_read is True once the marker was read and found acceptable;
+        # _format_marked once it is known to be on disk (read, or written by us).
+        # Races between threads are benign: both read or write the same bytes.
+        self._format_read = False
+        self._format_marked = False
+
+    def check_format(self, *, writing: bool) -> None:
+        """Refuse a store in an unknown format; before the first write, mark the store's format.
+
+        Costs one read of the marker per engine (none after); a write to an unmarked
+        store writes it once. Reads never write it.
+
+        Raises:
+            FormatVersionError: if the marker names a newer format or is not a marker.
+            StorageError, UnsafeFileError: if the marker cannot be read or written.
+        """
+        if self._format_marked or (self._format_read and not writing):
+            return
+        with boundary(None, self.storage, "", FORMAT_MARKER):
+            if not self._format_read:
+                raw = self.storage.read("", FORMAT_MARKER)
+                version = check_format_marker(raw, self.storage.path("", FORMAT_MARKER))
+                self._format_read = True
+                self._format_marked = version is not None
+            if writing and not self._format_marked:
+                self.storage.write("", FORMAT_MARKER, encode_format_marker(), durable=self.durable)
+                self._format_marked = True
 
     def location(self, directory: str, directory_keys: tuple[str, ...], key: str) -> Location:
         """Where ``key`` lives in ``directory``.
@@ -125,8 +194,11 @@ class Engine:
             StorageError, UnsafeFileError: if the lock cannot be taken (the acquire
                 happens inside the error boundary, so a refusal is typed too, and
                 names ``key``, the entry it is taken for, if given).
+            FormatVersionError: if the store is in a format this library does not know
+                (every mutation takes a lock first, so none writes into such a store).
         """
         with boundary(key, self.storage, directory):
+            self.check_format(writing=True)
             held = self.storage.lock(directory)
             held.__enter__()
         try:
@@ -169,6 +241,7 @@ class Engine:
             CorruptEntryError: if the file is not valid JSON.
         """
         with boundary(loc.key, self.storage, loc.directory, loc.document):
+            self.check_format(writing=False)
             found = self._live_document(loc)
             if found is not None:
                 return decode_document(loc.key, self.storage.path(loc.directory, loc.document), found[0])
@@ -193,6 +266,7 @@ class Engine:
         """
         path = self.storage.path(loc.directory, loc.log)
         with boundary(loc.key, self.storage, loc.directory, loc.log):
+            self.check_format(writing=False)
             if last is not None:
                 items = self._log_tail(loc, path, last)
                 if items is not None:
@@ -235,6 +309,7 @@ class Engine:
     def exists(self, loc: Location) -> bool:
         """True if the key holds a live document or a log."""
         with boundary(loc.key, self.storage, loc.directory, loc.document):
+            self.check_format(writing=False)
             if self._live_document(loc) is not None:
                 return True
             return self.storage.kind(loc.directory, loc.log) is Kind.FILE
@@ -246,6 +321,7 @@ class Engine:
             KeyNotFoundError: if missing or expired.
         """
         with boundary(loc.key, self.storage, loc.directory, loc.document):
+            self.check_format(writing=False)
             found = self._live_document(loc)
             if found is not None:
                 return found[1]
@@ -272,7 +348,10 @@ class Engine:
         key raises the typed error.
         """
         with boundary(None, self.storage, directory):
+            self.check_format(writing=False)
             contents = classify(self.storage.scan(directory))
+        for name in sorted(contents.documents & contents.logs):
+            report_both(self.storage, directory, name)
         now = self.clock()
         keys: list[str] = []
         for name in contents.documents | contents.logs:
@@ -319,6 +398,7 @@ class Engine:
     def children(self, directory: str) -> list[str]:
         """The narrowed sub-store names in ``directory``, decoded and sorted (bad ones reported and left out)."""
         with boundary(None, self.storage, directory):
+            self.check_format(writing=False)
             contents = classify(self.storage.scan(directory))
         return sorted(key for _, key in self.child_directories(directory, contents, "children()"))
 

@@ -11,7 +11,8 @@
     ├── StorageError (OSError)           the file system refused (ENOSPC, EACCES, ...)
     ├── StoreClosedError (RuntimeError)  a write after ``aclose()``
     ├── SchemaError (ValueError)         a Table field, key or record outside its schema
-    └── DuplicateKeyError (ValueError)   Table.insert() of a key that already holds a record
+    ├── DuplicateKeyError (ValueError)   Table.insert() of a key that already holds a record
+    └── FormatVersionError               a store marked with a format this version does not know
 
 Every error carries ``.key`` (the key as the caller spelled it, or ``None``) and
 ``.path`` (the file or directory involved, or ``None``); its message names both.
@@ -153,3 +154,8 @@ class SchemaError(GroupStoreError, ValueError):
 
 class DuplicateKeyError(GroupStoreError, ValueError):
     """``Table.insert()`` met a live record with the same primary key (nothing was written)."""
+
+
+class FormatVersionError(GroupStoreError):
+    """The store's format marker names a newer format than this library knows, or is not
+    a marker at all: the store is refused rather than misread (``.path`` is the marker)."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._codec import decode_document, decode_log
-from ._engine import Engine, boundary
+from ._engine import Engine, boundary, check_format_marker
 from ._errors import GroupStoreError
 from ._expiry import Clock, is_expired, is_own_sidecar, to_datetime
 from ._keys import decode_segment, is_hashed_name
@@ -33,12 +33,14 @@ from ._layout import (
     DIRECTORY_KEY_FILE,
     DOCUMENT_SUFFIX,
     EXPIRY_INDEX,
+    FORMAT_MARKER,
     KEY_SUFFIX,
     LOCK_NAME,
     LOG_SUFFIX,
     SIDECAR_SUFFIX,
     Location,
     classify,
+    decode_format_marker,
     is_temp_name,
     join,
 )
@@ -99,10 +101,16 @@ class Entry:
 
 @dataclass(frozen=True)
 class Foreign:
-    """A name in a store directory that the store did not write (never changed by any tool)."""
+    """A name in a store directory that the store did not write (never changed by any tool).
+
+    ``undecodable`` marks a data file or directory whose name has a store suffix (or
+    none, for a directory) but does not decode as a key: what another writer (Group
+    Genie) names its entries, and what ``group-store migrate`` renames.
+    """
 
     name: str
     reason: str
+    undecodable: bool = False
 
 
 @dataclass
@@ -120,6 +128,7 @@ class DirectoryScan:
         temps: Leftover temporary files in the store's exact pattern.
         orphan_sidecars: Names whose sidecar is exactly what the store writes but has no document.
         orphan_key_files: Hashed names whose key file matches but has no entry.
+        both: Names that are both a document and a log (``load()`` reads the document).
     """
 
     directory: str
@@ -134,6 +143,7 @@ class DirectoryScan:
     temps: list[str] = field(default_factory=list)
     orphan_sidecars: list[str] = field(default_factory=list)
     orphan_key_files: list[str] = field(default_factory=list)
+    both: list[str] = field(default_factory=list)
 
 
 def engine_for(root: str | os.PathLike[str], clock: Clock = time.time) -> Engine:
@@ -185,6 +195,8 @@ def scan_directory(
         elif name.startswith("."):
             if is_temp_name(name):
                 scan.temps.append(name)
+            elif name == FORMAT_MARKER:
+                _scan_format_marker(engine, scan, on_error)
             elif name not in own_hidden:
                 scan.foreign.append(Foreign(name, "a hidden file the store does not write"))
         elif name.partition(".")[2] not in _STORE_SUFFIXES:
@@ -194,12 +206,13 @@ def scan_directory(
         if key is None and name not in failed:
             for suffix, present in ((DOCUMENT_SUFFIX, contents.documents), (LOG_SUFFIX, contents.logs)):
                 if name in present:
-                    scan.foreign.append(Foreign(name + suffix, _undecodable(name)))
+                    scan.foreign.append(Foreign(name + suffix, _undecodable(name), undecodable=True))
             continue
         if key is not None:
             scan.entries[name] = key
     scan.documents = {name for name in contents.documents if name in scan.entries}
     scan.logs = {name for name in contents.logs if name in scan.entries}
+    scan.both = sorted(scan.documents & scan.logs)
     scan.sidecars = {name for name in contents.sidecars if name in scan.documents}
     for name in sorted(contents.sidecars - scan.documents):
         _scan_orphan_sidecar(engine, scan, name, decode, failed, on_error)
@@ -215,7 +228,7 @@ def scan_directory(
 def _undecodable(name: str) -> str:
     if is_hashed_name(name):
         return "a hashed name without its matching key file"
-    return "a name that is not an encoded key"
+    return "a name that is not an encoded key (another tool's? see group-store migrate)"
 
 
 def _scan_child(engine: Engine, scan: DirectoryScan, name: str, on_error: ErrorHandler) -> None:
@@ -227,9 +240,30 @@ def _scan_child(engine: Engine, scan: DirectoryScan, name: str, on_error: ErrorH
         on_error(exc)
         return
     if key is None:
-        scan.foreign.append(Foreign(name, "a directory " + _undecodable(name)))
+        scan.foreign.append(Foreign(name, "a directory " + _undecodable(name), undecodable=True))
     else:
         scan.children.append((child, (*scan.segments, key)))
+
+
+def _scan_format_marker(engine: Engine, scan: DirectoryScan, on_error: ErrorHandler) -> None:
+    """The format marker is the store's in any directory (a sub-store may have been opened
+    as a store of its own) when it is one in the store's form; a newer one stops the walk.
+
+    Raises:
+        FormatVersionError: for a marker newer than this library knows (not passed to
+            ``on_error``: nothing under it can be read safely).
+    """
+    try:
+        with boundary(None, engine.storage, scan.directory, FORMAT_MARKER):
+            raw = engine.storage.read(scan.directory, FORMAT_MARKER)
+    except GroupStoreError as exc:
+        on_error(exc)
+        return
+    if raw is None or decode_format_marker(raw) is None:
+        if raw is not None:
+            scan.foreign.append(Foreign(FORMAT_MARKER, "a hidden file the store does not write"))
+        return
+    check_format_marker(raw, engine.storage.path(scan.directory, FORMAT_MARKER))
 
 
 def _scan_orphan_sidecar(

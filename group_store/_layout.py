@@ -9,6 +9,7 @@ In a store directory, for an entry whose key encodes to ``NAME``:
     NAME/            a narrowed sub-store (its own ``.key`` if NAME is hashed)
     .expiry.jsonl    the directory's expiry index (an accelerator for sweep)
     .lock            the directory's lock file
+    .group_store     at the store root only: the format marker, ``{"format":1}``
     .NAME.*.tmp      a write in progress (or left by a crash)
 
 Encoded names never contain ``.``, so these suffixes cannot collide.
@@ -21,6 +22,8 @@ import secrets
 from collections.abc import Iterable
 from typing import NamedTuple
 
+import orjson
+
 from ._keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
 from ._storage import Kind, Listing
 
@@ -32,10 +35,13 @@ DIRECTORY_KEY_FILE = ".key"
 EXPIRY_INDEX = ".expiry.jsonl"
 LOCK_NAME = ".lock"
 TEMP_SUFFIX = ".tmp"
+FORMAT_MARKER = ".group_store"
+FORMAT_VERSION = 1
+"""The on-disk format this library writes and reads; a store marked newer is refused."""
 # Exactly what temp_name() makes: "." + an encoded file name + "." + 16 hex digits + ".tmp".
 # Anything else that merely starts with a dot and ends in .tmp is not ours to delete.
 _TEMP_NAME = re.compile(
-    r"\.(?:[a-z0-9_~-]+(?:\.json|\.jsonl|\.meta\.json|\.key)|\.key|\.expiry\.jsonl)\.[0-9a-f]{16}\.tmp"
+    r"\.(?:[a-z0-9_~-]+(?:\.json|\.jsonl|\.meta\.json|\.key)|\.key|\.expiry\.jsonl|\.group_store)\.[0-9a-f]{16}\.tmp"
 )
 
 
@@ -47,6 +53,28 @@ def temp_name(name: str) -> str:
 def is_temp_name(name: str) -> bool:
     """True only for names ``temp_name`` produces for a store file (so sweep may delete them)."""
     return _TEMP_NAME.fullmatch(name) is not None
+
+
+def encode_format_marker(version: int = FORMAT_VERSION) -> bytes:
+    """The bytes of the format marker for ``version``."""
+    return orjson.dumps({"format": version}, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def decode_format_marker(raw: bytes) -> int | None:
+    """The format version a marker's bytes name, or ``None`` if they are not a marker.
+
+    A marker is a JSON object whose ``"format"`` is an int >= 1; other fields are
+    allowed, so a later format may say more without older readers calling it foreign
+    (they refuse it by its version instead).
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    version = value.get("format") if isinstance(value, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return None
+    return version
 
 
 # -- ownership: what the store can prove it wrote (pure; sweep and verify --fix share these) --

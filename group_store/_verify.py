@@ -38,10 +38,12 @@ class Problem:
             ``non-canonical``, ``orphan-sidecar``, ``malformed-sidecar``,
             ``orphan-key-file``, ``stale-binding`` (a sidecar that also binds bytes
             no longer on disk; reported only by ``fix=True``, which drops them),
-            ``temp-file``, ``foreign-file`` (a file or directory the store did not
-            write), ``unsafe-file`` (a symlink, FIFO, socket or device) or
-            ``unreadable`` (a file or directory that could not be read or locked; the
-            detail names the error).
+            ``temp-file``, ``document-and-log`` (a name that is both a document and
+            a log, as Group Genie 0.0.2 then 0.0.4 left it; never fixed: which one is
+            wanted is the user's call), ``foreign-file`` (a file or directory the
+            store did not write), ``unsafe-file`` (a symlink, FIFO, socket or device)
+            or ``unreadable`` (a file or directory that could not be read or locked;
+            the detail names the error).
         path: The file or directory concerned.
         detail: A human sentence.
         fixable: Whether ``fix=True`` repairs it without losing data.
@@ -114,6 +116,9 @@ class _Checker:
             self.report("unsafe-file", directory, name, "a symlink, FIFO, socket or device: never read", None)
         for foreign in sorted(scan.foreign, key=lambda item: item.name):
             self.report("foreign-file", directory, foreign.name, f"{foreign.reason}: never touched", None)
+        for name in scan.both:
+            detail = f"both {name}.json and {name}.jsonl exist: load() reads the document, read() the log"
+            self.report("document-and-log", directory, name + ".json", detail, None)
         for name in sorted(scan.temps):
             self.report("temp-file", directory, name, "leftover temporary file", _remove(storage, directory, name))
         for name in sorted(scan.entries):

@@ -16,6 +16,7 @@ import pytest
 
 from group_store import DataStore, GroupStoreError, StorageError, Store, UnsafeFileError
 from group_store._directories import _UNSYNCED_LIMIT
+from group_store._layout import FORMAT_MARKER, encode_format_marker
 from group_store._local import LocalStorage
 from group_store.testing import FakeClock
 
@@ -265,6 +266,11 @@ def test_in_place_writes_refuse_a_file_that_is_not_regular(
 # -- new logs ----------------------------------------------------------------
 
 
+def _mark_format(root: Path) -> None:
+    # A store already marked: the faults below are aimed at the log, not at the first write's marker.
+    (root / FORMAT_MARKER).write_bytes(encode_format_marker())
+
+
 def _enospc(self: LocalStorage, fd: int, data: bytes) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -274,17 +280,19 @@ def test_a_new_log_never_exists_without_its_first_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
 ) -> None:
     store = Store(tmp_path, durable=durable)
+    _mark_format(tmp_path)
     with monkeypatch.context() as patch:
         patch.setattr(LocalStorage, "_write_all", _enospc)  # the fault lands between creating and writing
         with pytest.raises(StorageError):
             store.append("log", [1])
     assert not store.exists("log")
     assert store.keys() == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FORMAT_MARKER, ".lock"]
 
 
 def test_a_new_log_appears_with_its_first_lines_by_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(tmp_path)
+    _mark_format(tmp_path)
     seen: list[bytes] = []
     real_rename = os.rename
 

@@ -28,6 +28,7 @@ def store(tmp_path: Path, clock: FakeClock) -> Store:
 def _files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file() or path.is_symlink()} - {
         ".lock",
+        ".group_store",
         *(str(p.relative_to(root)) for p in root.rglob(".lock")),
     }
 
