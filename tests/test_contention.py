@@ -87,7 +87,7 @@ def test_readers_see_old_or_new_never_partial(tmp_path: Path) -> None:
     writer = context.Process(target=_flip, args=(str(tmp_path / "."), flipped, stop))
     writer.start()
     reader = Store(tmp_path)
-    seen = set()
+    seen: set[int] = set()
     reads = 0
     try:
         assert flipped.wait(timeout=120), "the writer process never wrote"
