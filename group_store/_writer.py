@@ -296,13 +296,21 @@ class Writer:
 
     def close(self) -> None:
         """Refuse new writes, perform everything queued, and wait for it."""
+        inline = False
         with self._condition:
             self._closed = True
             self._condition.notify_all()
             thread = self._thread
             if thread is None and self._queue:
                 thread = self._start_thread()
-        if thread is not None and thread is not threading.current_thread():
+                if thread is None:
+                    # No thread could start (see _start_thread): this one drains the queue
+                    # itself, as the writer (so it never waits for itself).
+                    thread = self._thread = threading.current_thread()
+                    inline = True
+        if inline:
+            self._run()
+        elif thread is not None and thread is not threading.current_thread():
             thread.join()
         _open_writers.discard(self)
 
@@ -315,8 +323,13 @@ class Writer:
     def _start_thread(self) -> threading.Thread | None:
         """Start the thread if it is not running. Caller holds the condition."""
         if self._thread is None and self._queue:
-            self._thread = threading.Thread(target=self._run, name="group_store-writer", daemon=True)
-            self._thread.start()
+            thread = self._thread = threading.Thread(target=self._run, name="group_store-writer", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:
+                # Python 3.12+ starts no thread once interpreter shutdown has begun (atexit
+                # hooks included): the op stays queued, and close() writes it in its own thread.
+                self._thread = None
         return self._thread
 
     def _run(self) -> None:
