@@ -534,6 +534,7 @@ def test_finds_over_many_partitions_stay_within_the_descriptor_budget(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
+    print(f"descriptor-stats: RLIMIT_NOFILE={limit} pin_budget={figures['budget']} most_pinned={figures['most']}")
     assert figures["budget"] == min(MAX_PINNED_DESCRIPTORS, limit // 8)
     assert 0 < figures["most"] <= figures["budget"]
 

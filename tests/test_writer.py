@@ -297,6 +297,7 @@ def test_back_pressure_bounds_memory_of_tiny_saves(tmp_path: Path) -> None:
         tracemalloc.stop()
         queue_full.release(1000)
     writer.close()
+    print(f"memory-stats: saves=300000 max_pending_bytes={bound} traced_peak={peak} slack={slack}")
     assert peak <= bound + slack
     assert store.statistics().operations_written == 300_000
 
