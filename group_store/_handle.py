@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Generator
 from typing import Any, Generic, TypeVar
@@ -18,6 +19,15 @@ T = TypeVar("T")
 # write. The critical sections are a few field writes, so sharing the lock costs
 # nothing measurable (the per-handle lock it replaces was taken just as often).
 _guard = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    # A writer thread of the parent may have held the guard at the fork; the child has none.
+    global _guard
+    _guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class WriteHandle(Generic[T]):
