@@ -169,8 +169,10 @@ class TableCore:
             payload = encode_document(loc.key, records)
             self.engine.save(loc, payload, None)
             # Our own write needs no parse on the next read. ``records`` holds only private
-            # copies (``_wrapper`` makes them), so no caller can change what is cached.
-            self._cache.store((loc.directory, loc.name), payload, records)
+            # copies (``_wrapper`` makes them), so no caller can change what is cached. The
+            # bytes are copied to their exact size: orjson's own keep its whole output buffer
+            # (4 KiB for a one-record file), and the cache holds them for as long as it lives.
+            self._cache.store((loc.directory, loc.name), bytes(memoryview(payload)), records)
         else:
             self.engine.delete(loc)
             self._cache.forget((loc.directory, loc.name))
