@@ -170,18 +170,21 @@ class DataStore(View):
         """Wait until every save and append issued so far is on disk.
 
         Raises:
-            GroupStoreError: the first write that failed since the last flush
-                (the count of others is in its notes).
+            GroupStoreError: the first write that failed since the last flush and
+                whose handle no caller has awaited or inspected (``result()``,
+                ``exception()``); the count of others is in its notes. A failure
+                already delivered through its handle is not raised again.
         """
         await self._writer.barrier()
         self._raise_failures()
 
     def _raise_failures(self) -> None:
-        failures = self._writer.take_failures()
+        failures, dropped = self._writer.take_failures()
         if failures:
             first = failures[0]
-            if len(failures) > 1:
-                first.add_note(f"{len(failures) - 1} more write(s) failed since the last flush")
+            others = len(failures) - 1 + dropped
+            if others:
+                first.add_note(f"{others} more write(s) failed since the last flush")
             raise first
 
     async def aclose(self) -> None:
@@ -190,7 +193,8 @@ class DataStore(View):
         Runs to completion even if cancelled. Further writes raise StoreClosedError.
 
         Raises:
-            GroupStoreError: the first write that failed since the last flush.
+            GroupStoreError: as ``flush()``: the first unreported failure whose
+                handle no caller has awaited or inspected.
         """
         if self._owns_writer:
             with anyio.CancelScope(shield=True):

@@ -28,13 +28,13 @@ import stat
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ._codec import split_log
 from ._directories import DirectoryTree
 from ._errors import UnsafeFileError
+from ._fsync import fan_out
 from ._layout import LOCK_NAME, temp_name
 from ._locks import DirectoryLock, process_locks
 from ._storage import Kind, Listing
@@ -490,20 +490,13 @@ def _naming(exc: OSError, path: Path) -> OSError:
     return OSError(exc.errno, exc.strerror, os.path.abspath(path))
 
 
-_fsync_pool: ThreadPoolExecutor | None = None
-_fsync_pool_guard = threading.Lock()
-
-
 def _fsync_all(fds: list[int]) -> list[BaseException | None]:
-    """fsync every descriptor, in parallel; one outcome per descriptor."""
-    global _fsync_pool
-    if len(fds) <= 1:
-        return [_fsync_outcome(fd) for fd in fds]
-    with _fsync_pool_guard:
-        if _fsync_pool is None:
-            _fsync_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="group_store-fsync")
-        pool = _fsync_pool
-    return list(pool.map(_fsync_outcome, fds))
+    """fsync every descriptor, in parallel; one outcome per descriptor.
+
+    Works during ``atexit`` too (see ``_fsync``: not a concurrent.futures pool,
+    which refuses work once interpreter shutdown has begun).
+    """
+    return fan_out(_fsync_outcome, fds)
 
 
 def _fsync_outcome(fd: int) -> BaseException | None:

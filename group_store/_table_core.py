@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ._codec import decode_document, encode_document
-from ._engine import Engine
+from ._engine import Engine, boundary
 from ._errors import CorruptEntryError, DuplicateKeyError, KeyNotFoundError, SchemaError
 from ._layout import Location, encode_directory
 from ._partition_cache import PartitionCache
@@ -28,7 +28,8 @@ from ._schema import META_FIELDS, TableSchema, iso, matches
 Wrapper = dict[str, Any]
 """One record as stored: ``{"created_at", "updated_at", ["expires_at"], "record"}``."""
 
-# Each cached partition pins one descriptor (see _partition_cache), so the cache stays small.
+# Parsed partition files kept per table (memory only: the descriptors that make a
+# repeated read one ``stat`` are a process-wide budget, see _partition_cache).
 _CACHED_PARTITIONS = 128
 _REMEMBERED_PLACES = 4096
 
@@ -114,6 +115,7 @@ class TableCore:
         Raises:
             CorruptEntryError: if the file is not a JSON object of record wrappers.
             UnsafeFileError: if the file or a directory on its way is a symlink or not regular.
+            StorageError: if the file system refuses (EMFILE included), naming the file.
         """
         slot = (loc.directory, loc.name)
         path = self._paths.get(slot)
@@ -124,7 +126,8 @@ class TableCore:
         records = self._cache.current(slot, path)
         if records is not None:
             return records
-        found = self.engine.storage.read_pinned(loc.directory, loc.document)
+        with boundary(None, self.engine.storage, loc.directory, loc.document):  # EMFILE too: typed, naming the file
+            found = self.engine.storage.read_pinned(loc.directory, loc.document)
         if found is None:
             self._cache.forget(slot)
             return {}
@@ -166,8 +169,10 @@ class TableCore:
             payload = encode_document(loc.key, records)
             self.engine.save(loc, payload, None)
             # Our own write needs no parse on the next read. ``records`` holds only private
-            # copies (``_wrapper`` makes them), so no caller can change what is cached.
-            self._cache.store((loc.directory, loc.name), payload, records)
+            # copies (``_wrapper`` makes them), so no caller can change what is cached. The
+            # bytes are copied to their exact size: orjson's own keep its whole output buffer
+            # (4 KiB for a one-record file), and the cache holds them for as long as it lives.
+            self._cache.store((loc.directory, loc.name), bytes(memoryview(payload)), records)
         else:
             self.engine.delete(loc)
             self._cache.forget((loc.directory, loc.name))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 
 from ._engine import Engine
 from ._errors import StoreClosedError
-from ._handle import WriteHandle
+from ._handle import WriteHandle, settled
 from ._layout import Location
 
 logger = logging.getLogger("group_store")
@@ -23,6 +24,17 @@ logger = logging.getLogger("group_store")
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 _IDLE_SECONDS = 1.0
 _MAX_BATCH = 4096
+# What one queued operation costs beyond its payload bytes, counted in pending_bytes:
+# its _Op, its WriteHandle, its Location and key strings, the payload's bytes header,
+# and its _latest dict and deque slots. Measured with tracemalloc at about 420 bytes for
+# a save to a short key (tests/test_writer.py::test_back_pressure_bounds_memory_of_tiny_saves);
+# rounded up, so that the bound stays a bound for longer keys and deeper views.
+_OP_COST = 640
+# The same for each append merged into a queued one: its bytes object and list slot.
+_PART_COST = 64
+# Unreported failures kept for flush(); beyond this many only a count (memory stays bounded
+# however many fire-and-forget writes fail).
+_KEPT_FAILURES = 100
 
 
 class _Kind(Enum):
@@ -36,28 +48,36 @@ class _Op:
     __slots__ = (
         "completion",
         "count",
+        "epoch",
         "expiry",
         "function",
-        "handles",
+        "handle",
         "kind",
         "loc",
         "max_items",
         "parts",
         "payload",
+        "taken",
     )
 
-    def __init__(self, kind: _Kind, loc: Location | None = None, payload: bytes = b"") -> None:
+    def __init__(self, kind: _Kind, handle: WriteHandle[Any] | None, loc: Location | None = None,
+                 payload: bytes = b"") -> None:  # fmt: skip
         self.kind = kind
         self.loc = loc
         self.payload = payload
-        self.parts: list[bytes] = [payload]
+        # Appends merged into this one, joined once when written (None until a merge).
+        self.parts: list[bytes] | None = None
         self.expiry: float | None = None
         self.count = 0
         self.max_items: int | None = None
         self.function: Callable[[], Any] | None = None
-        self.handles: list[WriteHandle[Any]] = []
+        self.handle = handle
         # Resolves (never fails) once the op has run; reads wait on it for read-your-writes.
-        self.completion: WriteHandle[None] = WriteHandle()
+        # Created only when someone asks (under the condition, while the op is findable).
+        self.completion: WriteHandle[None] | None = None
+        # The fence epoch it was issued in, and whether the thread has taken it (see _mergeable()).
+        self.epoch = 0
+        self.taken = False
 
 
 @dataclass(frozen=True)
@@ -86,14 +106,22 @@ class Writer:
       save is merged into a save issued before it.
     - Read-your-writes: ``pending(loc)`` exposes the newest queued operation of
       a key so reads can serve or wait for it.
-    - Back-pressure: queued payload bytes are bounded by ``max_pending_bytes``;
-      a save or append that would exceed it blocks its caller until the writer
-      has caught up (a single payload larger than the bound is still accepted).
+    - Back-pressure: ``pending_bytes`` counts each queued operation as its payload
+      plus ``_OP_COST`` bytes (the measured memory of its queue entry, handle and
+      location), and is bounded by ``max_pending_bytes``: a save or append that
+      would exceed it blocks its caller until the writer has caught up (a single
+      payload larger than the bound is still accepted). So the queue's memory is
+      bounded however small the writes: 300,000 saves of ``1`` hold no more than
+      the bound (plus the writer's in-flight batch bookkeeping).
     - Close: ``close()`` stops new writes, performs everything queued and waits
       for it; nothing is cancelled or dropped. Interpreter exit closes every
-      writer still open.
-    - Failure: a failed write settles its handles with the error and is kept
-      for the next ``take_failures()`` (flush); the store keeps working.
+      writer still open, durable ones included (their parallel fsyncs do not
+      depend on concurrent.futures, which stops at shutdown: see ``_fsync``).
+    - Failure: a failed write settles its handle with the error; if no caller
+      has seen that outcome (awaited the handle, or called ``result()`` or
+      ``exception()`` on it) by the next ``take_failures()`` (flush, close), it
+      is reported there, once. Merged saves share one handle, so one look
+      covers them all. The store keeps working.
     - Threads: the thread starts on the first write and exits after being idle
       for a second, so a forgotten store leaks no thread.
     """
@@ -103,13 +131,16 @@ class Writer:
         self._max_pending_bytes = max_pending_bytes
         self._condition = threading.Condition()
         self._queue: deque[_Op] = deque()
-        # Invariant: an op is in _mergeable only while it is queued and not yet taken by the thread.
-        self._mergeable: dict[tuple[str, str], _Op] = {}
         # Invariant: _latest maps a key to its newest op that has not finished running.
-        self._latest: dict[tuple[str, str], _Op] = {}
+        self._latest: dict[Location, _Op] = {}
+        # Bumped by every call() (a fence): an op of an older epoch takes no more merges.
+        self._epoch = 0
         self._fences: list[_Op] = []
         self._pending_bytes = 0
-        self._failures: list[BaseException] = []
+        # Failed writes not yet reported, with their handles (kept before the handle settles,
+        # so the error is taken from here); at most _KEPT_FAILURES (the rest are only counted).
+        self._failed: list[tuple[WriteHandle[Any], BaseException]] = []
+        self._failures_dropped = 0
         self._written = 0
         self._coalesced = 0
         self._closed = False
@@ -131,54 +162,59 @@ class Writer:
                 raise StoreClosedError("the DataStore is closed; no more writes")
 
     def _enqueue(self, op: _Op) -> None:
+        op.epoch = self._epoch
         self._queue.append(op)
-        self._pending_bytes += len(op.payload)
+        self._pending_bytes += _charge(op)
         if op.loc is not None:
-            self._latest[(op.loc.directory, op.loc.name)] = op
+            self._latest[op.loc] = op
         self._start_thread()
         self._condition.notify_all()
 
+    def _mergeable(self, loc: Location, kind: _Kind) -> _Op | None:
+        """The queued op of ``kind`` a new write to ``loc`` may merge into. Caller holds the condition."""
+        op = self._latest.get(loc)
+        if op is None or op.kind is not kind or op.taken or op.epoch != self._epoch:
+            return None
+        return op
+
     def save(self, loc: Location, payload: bytes, expiry: float | None) -> WriteHandle[None]:
         """Queue a document save (coalesced with a queued save of the same key)."""
-        key = (loc.directory, loc.name)
+        payload = _compact(payload)
         with self._condition:
-            self._admit(len(payload))
-            op = self._mergeable.get(key)
-            if op is not None and op.kind is _Kind.SAVE:
+            self._admit(_OP_COST + len(payload))
+            op = self._mergeable(loc, _Kind.SAVE)
+            if op is not None:
                 self._pending_bytes += len(payload) - len(op.payload)
                 op.payload, op.expiry = payload, expiry
-                op.parts = [payload]
                 self._coalesced += 1
                 # Saves merged into one write share its handle: a burst of saves to K keys
                 # holds K handles, not one per save (memory stays bounded by the keys).
-                return op.handles[0]
+                return op.handle  # type: ignore[return-value]
             handle: WriteHandle[None] = WriteHandle()
-            op = _Op(_Kind.SAVE, loc, payload)
+            op = _Op(_Kind.SAVE, handle, loc, payload)
             op.expiry = expiry
-            op.handles.append(handle)
-            self._mergeable[key] = op
             self._enqueue(op)
         return handle
 
     def append(self, loc: Location, lines: bytes, count: int, max_items: int | None) -> WriteHandle[None]:
         """Queue a log append (merged with a queued append to the same log and bound)."""
-        key = (loc.directory, loc.name)
+        lines = _compact(lines)
         with self._condition:
-            self._admit(len(lines))
-            op = self._mergeable.get(key)
-            if op is not None and op.kind is _Kind.APPEND and op.max_items == max_items:
+            self._admit(_OP_COST + len(lines))
+            op = self._mergeable(loc, _Kind.APPEND)
+            if op is not None and op.max_items == max_items:
                 # Collected as parts and joined once when written: += would copy the
                 # whole pending log on every append (quadratic in a burst of appends).
+                if op.parts is None:
+                    op.parts = [op.payload]
                 op.parts.append(lines)
                 op.count += count
-                self._pending_bytes += len(lines)
+                self._pending_bytes += _PART_COST + len(lines)
                 self._coalesced += 1
-                return op.handles[0]
+                return op.handle  # type: ignore[return-value]
             handle: WriteHandle[None] = WriteHandle()
-            op = _Op(_Kind.APPEND, loc, lines)
+            op = _Op(_Kind.APPEND, handle, loc, lines)
             op.count, op.max_items = count, max_items
-            op.handles.append(handle)
-            self._mergeable[key] = op
             self._enqueue(op)
         return handle
 
@@ -189,11 +225,10 @@ class Writer:
         """
         handle: WriteHandle[Any] = WriteHandle()
         with self._condition:
-            self._admit(0)
-            op = _Op(_Kind.CALL, loc)
+            self._admit(_OP_COST)
+            op = _Op(_Kind.CALL, handle, loc)
             op.function = function
-            op.handles.append(handle)
-            self._mergeable.clear()
+            self._epoch += 1
             if loc is None:
                 self._fences.append(op)
             self._enqueue(op)
@@ -203,31 +238,49 @@ class Writer:
         """A handle that settles once every operation issued before it has run."""
         with self._condition:
             if not self._queue and not self._latest and not self._fences:
-                op = _Op(_Kind.BARRIER)
-                op.completion._settle(None, None)
-                return op.completion
-            op = _Op(_Kind.BARRIER)
+                return settled()
+            op = _Op(_Kind.BARRIER, None)
+            completion = op.completion = WriteHandle()
+            # Not admitted: a flush never waits for room (it is how room is made).
             self._enqueue(op)
-            return op.completion
+            return completion
+
+    @staticmethod
+    def _completion(op: _Op) -> WriteHandle[None]:
+        """The op's completion handle, made on first request. Caller holds the condition."""
+        if op.completion is None:
+            op.completion = WriteHandle()
+        return op.completion
 
     def pending(self, loc: Location) -> tuple[bytes, float | None] | WriteHandle[None] | None:
         """What a read of ``loc`` must honour: the newest queued document bytes and
         expiry, a handle to wait for, or ``None`` if disk is up to date."""
         with self._condition:
             if self._fences:
-                return self._fences[-1].completion
-            op = self._latest.get((loc.directory, loc.name))
+                return self._completion(self._fences[-1])
+            op = self._latest.get(loc)
             if op is None:
                 return None
             if op.kind is _Kind.SAVE:
                 return op.payload, op.expiry
-            return op.completion
+            return self._completion(op)
 
-    def take_failures(self) -> list[BaseException]:
-        """The write errors since the last call, oldest first."""
+    def take_failures(self) -> tuple[list[BaseException], int]:
+        """The write errors no caller has seen since the last call, oldest first,
+        and how many more failed beyond those kept."""
         with self._condition:
-            failures, self._failures = self._failures, []
-            return failures
+            failed, self._failed = self._failed, []
+            dropped, self._failures_dropped = self._failures_dropped, 0
+        return [error for handle, error in failed if not handle._observed], dropped
+
+    def _keep_failure(self, handle: WriteHandle[Any], error: BaseException) -> None:
+        """Remember a failed write for take_failures(). Caller holds the condition."""
+        if len(self._failed) >= _KEPT_FAILURES:
+            self._failed = [kept for kept in self._failed if not kept[0]._observed]
+        if len(self._failed) >= _KEPT_FAILURES:
+            self._failures_dropped += 1
+            return
+        self._failed.append((handle, error))
 
     def statistics(self) -> WriterStatistics:
         """A snapshot of the queue."""
@@ -238,18 +291,26 @@ class Writer:
                 max_pending_bytes=self._max_pending_bytes,
                 operations_written=self._written,
                 writes_coalesced=self._coalesced,
-                unreported_failures=len(self._failures),
+                unreported_failures=sum(not handle._observed for handle, _ in self._failed) + self._failures_dropped,
             )
 
     def close(self) -> None:
         """Refuse new writes, perform everything queued, and wait for it."""
+        inline = False
         with self._condition:
             self._closed = True
             self._condition.notify_all()
             thread = self._thread
             if thread is None and self._queue:
                 thread = self._start_thread()
-        if thread is not None and thread is not threading.current_thread():
+                if thread is None:
+                    # No thread could start (see _start_thread): this one drains the queue
+                    # itself, as the writer (so it never waits for itself).
+                    thread = self._thread = threading.current_thread()
+                    inline = True
+        if inline:
+            self._run()
+        elif thread is not None and thread is not threading.current_thread():
             thread.join()
         _open_writers.discard(self)
 
@@ -262,8 +323,13 @@ class Writer:
     def _start_thread(self) -> threading.Thread | None:
         """Start the thread if it is not running. Caller holds the condition."""
         if self._thread is None and self._queue:
-            self._thread = threading.Thread(target=self._run, name="group_store-writer", daemon=True)
-            self._thread.start()
+            thread = self._thread = threading.Thread(target=self._run, name="group_store-writer", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:
+                # Python 3.12+ starts no thread once interpreter shutdown has begun (atexit
+                # hooks included): the op stays queued, and close() writes it in its own thread.
+                self._thread = None
         return self._thread
 
     def _run(self) -> None:
@@ -277,24 +343,28 @@ class Writer:
                     return
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), _MAX_BATCH))]
                 for op in batch:
-                    if op.loc is not None and self._mergeable.get((op.loc.directory, op.loc.name)) is op:
-                        del self._mergeable[(op.loc.directory, op.loc.name)]
+                    op.taken = True
             outcomes = self._perform(batch)
             with self._condition:
                 for op, (_, error) in zip(batch, outcomes, strict=True):
-                    self._pending_bytes -= sum(len(part) for part in op.parts)
+                    self._pending_bytes -= _charge(op)
                     self._written += op.kind is not _Kind.BARRIER
-                    if op.loc is not None and self._latest.get((op.loc.directory, op.loc.name)) is op:
-                        del self._latest[(op.loc.directory, op.loc.name)]
-                    if op in self._fences:
+                    if op.loc is not None and self._latest.get(op.loc) is op:
+                        del self._latest[op.loc]
+                    if op.function is not None and op.loc is None:
                         self._fences.remove(op)
-                    if error is not None and op.kind is not _Kind.CALL:
-                        self._failures.append(error)
+                    if error is not None and op.kind is not _Kind.CALL and op.handle is not None:
+                        _release_frames(error)
+                        self._keep_failure(op.handle, error)
                 self._condition.notify_all()
+            # Read after the op left _latest and _fences under the condition: no completion
+            # can be created for it any more, so none is missed here.
             for op, (value, error) in zip(batch, outcomes, strict=True):
-                for handle in op.handles:
-                    handle._settle(value, error)
-                op.completion._settle(None, None)
+                if op.handle is not None:
+                    op.handle._settle(value, error)
+                if op.completion is not None:
+                    op.completion._settle(None, None)
+            del batch, outcomes
 
     def _perform(self, batch: list[_Op]) -> list[tuple[Any, BaseException | None]]:
         """Run a batch, holding each directory's lock across consecutive writes to it.
@@ -359,10 +429,40 @@ class Writer:
     def _perform_one(self, op: _Op) -> Any:
         if op.kind is _Kind.APPEND:
             assert op.loc is not None
-            self._engine.append(op.loc, b"".join(op.parts), op.count, op.max_items)
+            lines = op.payload if op.parts is None else b"".join(op.parts)
+            self._engine.append(op.loc, lines, op.count, op.max_items)
             return None
         assert op.function is not None
         return op.function()
+
+
+def _charge(op: _Op) -> int:
+    """What ``op`` counts in pending_bytes (see _OP_COST)."""
+    if op.parts is None:
+        return _OP_COST + len(op.payload)
+    return _OP_COST + (len(op.parts) - 1) * _PART_COST + sum(len(part) for part in op.parts)
+
+
+def _compact(data: bytes) -> bytes:
+    """An exact-size copy of ``data``, to be held in the queue.
+
+    orjson returns bytes whose allocation keeps its whole output buffer: 4 KiB for
+    the two bytes of ``1\\n``, about 13 times the length for a 5 KB document. A
+    burst of queued saves held those buffers (7.5 KB per tiny save); one memcpy
+    per write is far cheaper than the write itself.
+    """
+    return bytes(memoryview(data))
+
+
+def _release_frames(error: BaseException) -> None:
+    """Drop the locals of the frames a kept error's traceback holds (the batch that
+    failed, its payloads); the traceback still shows where it failed."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 _open_writers: weakref.WeakSet[Writer] = weakref.WeakSet()

@@ -151,6 +151,8 @@ async def test_kind_mismatch_fails_the_handle_not_the_store(tmp_path: Path) -> N
         handle = store.append("doc", [1])
         with pytest.raises(EntryKindError):
             await handle
+        await store.flush()  # delivered through the handle: flush does not raise it again
+        store.append("doc", [2])  # never awaited: the next flush reports it
         with pytest.raises(EntryKindError):
             await store.flush()
         await store.save("doc", 2)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
 import threading
 from functools import partial
 from pathlib import Path
@@ -26,6 +29,7 @@ from group_store import (
     Table,
     UnsafeFileError,
 )
+from group_store._partition_cache import MAX_PINNED_DESCRIPTORS, pin_budget, pinned_descriptors
 from group_store.testing import FakeClock
 
 from .processes import run_processes
@@ -456,16 +460,113 @@ def test_cached_partitions_notice_every_kind_of_change(tmp_path: Path) -> None:
     assert reader.get("a", "k") is None
 
 
+def _partition_descriptors() -> int:
+    """Descriptors this process has open on partition files (from /proc/self/fd)."""
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            count += fd.readlink().name == "records.json"
+        except OSError:  # the descriptor listing the directory, closed meanwhile
+            continue
+    return count
+
+
 def test_the_cache_pins_a_bounded_number_of_descriptors(tmp_path: Path) -> None:
-    table = make(tmp_path)
-    table.upsert_many([row(f"p{i:03d}", "k", i) for i in range(300)])
+    tables = [make(tmp_path / str(t)) for t in range(3)]
+    for table in tables:
+        table.upsert_many([row(f"p{i:03d}", "k", i) for i in range(100)])
     before = len(list(Path("/proc/self/fd").iterdir()))
-    for i in range(300):
-        assert table.get(f"p{i:03d}", "k") == row(f"p{i:03d}", "k", i)
-    assert len(list(Path("/proc/self/fd").iterdir())) - before <= 128
-    del table
+    for table in tables:
+        for i in range(100):
+            assert table.get(f"p{i:03d}", "k") == row(f"p{i:03d}", "k", i)
+    # One budget for the process, however many tables: not 128 per table.
+    assert _partition_descriptors() <= pin_budget() == pinned_descriptors()
+    assert len(list(Path("/proc/self/fd").iterdir())) - before <= pin_budget()
+    for table in tables:  # an entry that lost its pin is still served (checked by its bytes)
+        assert table.get("p000", "k") == row("p000", "k", 0)
+    del table, tables
     gc.collect()
+    assert pinned_descriptors() == 0
     assert len(list(Path("/proc/self/fd").iterdir())) <= before
+
+
+_LOW_LIMIT_CHILD = """
+import json, os, resource, sys
+
+root, limit = sys.argv[1], int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+from group_store import Store, Table
+from group_store._partition_cache import pin_budget
+
+store = Store(root)
+tables = [Table(store, f"t{t}", fields=("part", "id", "v"), key=("part", "id")) for t in range(4)]
+for table in tables:
+    table.upsert_many([{"part": f"p{p:03d}", "id": "x", "v": p} for p in range(120)])
+
+
+def partition_descriptors():
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").endswith("/records.json")
+        except OSError:
+            pass
+    return count
+
+
+most = 0
+for round in range(2):
+    for table in tables:
+        assert len(table.find({})) == 120
+        most = max(most, partition_descriptors())
+        store.save("after", {"round": round})  # writes keep working
+        assert store.load("after") == {"round": round}
+print(json.dumps({"budget": pin_budget(), "most": most}))
+"""
+
+
+@pytest.mark.parametrize("limit", [64, 256])
+def test_finds_over_many_partitions_stay_within_the_descriptor_budget(tmp_path: Path, limit: int) -> None:
+    # Four tables of 120 partitions each, every one read twice, under a low RLIMIT_NOFILE.
+    done = subprocess.run(
+        [sys.executable, "-c", _LOW_LIMIT_CHILD, str(tmp_path), str(limit)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    print(f"descriptor-stats: RLIMIT_NOFILE={limit} pin_budget={figures['budget']} most_pinned={figures['most']}")
+    assert figures["budget"] == min(MAX_PINNED_DESCRIPTORS, limit // 8)
+    assert 0 < figures["most"] <= figures["budget"]
+
+
+_EMFILE_CHILD = """
+import errno, os, resource, sys
+
+from group_store import StorageError, Store, Table
+
+store = Store(sys.argv[1])
+Table(store, "t", fields=("part", "id"), key=("part", "id")).upsert({"part": "p", "id": "x"})
+fresh = Table(store, "t", fields=("part", "id"), key=("part", "id"))  # nothing cached: must open the file
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+spare = []
+try:
+    while True:
+        spare.append(os.open(os.devnull, os.O_RDONLY))
+except OSError as exc:
+    assert exc.errno == errno.EMFILE
+try:
+    fresh.get("p", "x")
+except StorageError as exc:
+    assert exc.errno == errno.EMFILE, exc
+    print(exc.path)
+"""
+
+
+def test_a_table_read_refused_for_lack_of_descriptors_is_a_typed_error_naming_the_file(tmp_path: Path) -> None:
+    child = [sys.executable, "-c", _EMFILE_CHILD, str(tmp_path)]
+    done = subprocess.run(child, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "t" / "p" / "records.json")
 
 
 def test_threads_share_one_table(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from group_store import DataStore, Store, StoreClosedError
 from group_store._engine import Engine
 from group_store._layout import Location
-from group_store._writer import Writer
+from group_store._writer import _OP_COST, Writer
 
 pytestmark = pytest.mark.anyio
 
@@ -104,10 +104,11 @@ async def test_reads_see_queued_writes(tmp_path: Path) -> None:
 
 
 async def test_back_pressure_bounds_pending_bytes(tmp_path: Path) -> None:
-    store = DataStore(tmp_path, max_pending_bytes=10_000)
+    payload = "x" * 3_000
+    # Room for the blocker and three saves (each counts its payload and the per-operation cost), not four.
+    store = DataStore(tmp_path, max_pending_bytes=4 * (len(payload) + 3 + _OP_COST) - 1)
     recorder = RecordingEngine(store)
     await recorder.hold_writer()
-    payload = "x" * 3_000
     for i in range(3):
         store.save(f"k{i}", payload)
     peak = store.statistics().pending_bytes
@@ -120,7 +121,7 @@ async def test_back_pressure_bounds_pending_bytes(tmp_path: Path) -> None:
     thread = threading.Thread(target=fourth_save)
     thread.start()
     assert not blocked_save_done.wait(0.2)  # it waits for room instead of growing the queue
-    assert store.statistics().pending_bytes == peak <= 10_000
+    assert store.statistics().pending_bytes == peak <= store.statistics().max_pending_bytes
     recorder.gate.set()
     thread.join()
     await store.aclose()
@@ -227,5 +228,94 @@ async def test_one_bad_item_does_not_fail_its_batch(tmp_path: Path) -> None:
         await handles[i]
         assert Store(tmp_path).load(f"k{i}") == i
     assert (tmp_path / "k3.json").is_symlink()
-    with pytest.raises(UnsafeFileError):
+    await store.aclose()  # the failure was delivered through its handle: not raised again
+
+
+async def test_a_failure_delivered_through_its_handle_is_not_raised_again(tmp_path: Path) -> None:
+    from group_store import UnsafeFileError
+
+    for name in ("awaited", "result", "inspected", "merged", "peeked", "unseen"):
+        (tmp_path / f"{name}.json").symlink_to(tmp_path / "elsewhere")  # each save of these fails
+    async with DataStore(tmp_path) as store:  # leaving it must not raise what the code below handled
+        recorder = RecordingEngine(store)
+        await recorder.hold_writer()
+        awaited, by_result, inspected = store.save("awaited", 1), store.save("result", 1), store.save("inspected", 1)
+        merged = [store.save("merged", i) for i in range(3)]
+        peeked = store.save("peeked", 1)
+        assert peeked.exception() is None  # looked at while pending: nothing was delivered
+        recorder.gate.set()
+        with pytest.raises(UnsafeFileError):
+            await awaited
+        with pytest.raises(UnsafeFileError):
+            await anyio.to_thread.run_sync(by_result.result)
+        await store._writer.barrier()
+        assert isinstance(inspected.exception(), UnsafeFileError)
+        with pytest.raises(UnsafeFileError):
+            await merged[1]  # merged saves share one handle: one look covers them all
+        with pytest.raises(UnsafeFileError) as info:
+            await store.flush()
+        assert info.value.key == "peeked"  # the only failure no caller has seen
+        assert not getattr(info.value, "__notes__", None)
+        await store.flush()  # reported once
+        store.save("unseen", 1)
+        with pytest.raises(UnsafeFileError) as info:
+            await store.flush()
+        assert info.value.key == "unseen"
+        assert store.statistics().unreported_failures == 0
+
+
+@pytest.mark.slow
+def test_back_pressure_bounds_memory_of_tiny_saves(tmp_path: Path) -> None:
+    # 300,000 fire-and-forget saves of the value 1 (distinct keys): their payloads are
+    # 2 bytes each, so only the per-operation cost counted in pending_bytes can bound them.
+    import tracemalloc
+
+    bound, slack = 4 * 2**20, 2 * 2**20  # slack: the writer's in-flight batch lists (up to 4,096 items)
+    store = DataStore(tmp_path, max_pending_bytes=bound)
+    writer = store._writer
+    queue_full = threading.Semaphore(0)
+
+    def save_many_once_the_queue_is_full(items: list[Any]) -> list[BaseException | None]:
+        # The worst case, deterministically: the disk is slower than the saves, so the queue
+        # is full before each batch is written (no disk I/O here: 300,000 files take minutes).
+        queue_full.acquire()
+        return [None] * len(items)
+
+    store._engine.save_many = save_many_once_the_queue_is_full  # type: ignore[method-assign]
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(300_000):
+            if writer._pending_bytes + _OP_COST + 2 > bound:
+                queue_full.release()  # this save waits for room: let one batch be written
+            store.save(f"k{i}", 1)
+            if i % 1000 == 0:
+                held = tracemalloc.get_traced_memory()[0] - base
+                assert held <= bound + slack, f"{held} bytes held after {i} saves"  # fail fast, not at 2 GB
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+        queue_full.release(1000)
+    writer.close()
+    print(f"memory-stats: saves=300000 max_pending_bytes={bound} traced_peak={peak} slack={slack}")
+    assert peak <= bound + slack
+    assert store.statistics().operations_written == 300_000
+
+
+async def test_unreported_failures_are_counted_beyond_those_kept(tmp_path: Path) -> None:
+    from group_store import UnsafeFileError
+    from group_store._writer import _KEPT_FAILURES
+
+    failing = _KEPT_FAILURES + 50
+    for i in range(failing):
+        (tmp_path / f"k{i}.json").symlink_to(tmp_path / "elsewhere")
+    store = DataStore(tmp_path)
+    for i in range(failing):
+        store.save(f"k{i}", i)  # fire and forget: nobody looks at these handles
+    await store._writer.barrier()
+    assert store.statistics().unreported_failures == failing
+    assert len(store._writer._failed) == _KEPT_FAILURES  # memory stays bounded; the count stays true
+    with pytest.raises(UnsafeFileError) as info:
         await store.aclose()
+    assert info.value.key == "k0"
+    assert f"{failing - 1} more write(s) failed since the last flush" in info.value.__notes__
