@@ -25,7 +25,6 @@ import contextlib
 import errno
 import os
 import stat
-import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
