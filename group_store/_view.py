@@ -10,7 +10,7 @@ from typing import Any
 
 from ._codec import encode_document, encode_lines
 from ._engine import MISSING, SYNCHRONOUS_UPDATE, Engine
-from ._errors import InvalidArgumentError, InvalidKeyError, located
+from ._errors import GroupStoreError, InvalidArgumentError, InvalidKeyError, located
 from ._expiry import resolve_expiry, to_datetime
 from ._keys import check_segment
 from ._layout import Location, encode_directory, join
@@ -56,9 +56,15 @@ class View:
     # operation carries a path. A key that cannot be encoded names no file: its error
     # names this view's directory instead.
 
+    # try/except rather than ``located()`` on these paths: they run on every save and
+    # append, and the path (a pathlib.Path, whose parts Python interns) is built only
+    # when there is an error to name it in.
+
     def _location(self, key: str) -> Location:
-        with located(path=self.root_path):
+        try:
             return self._engine.location(self._directory, self._segments, key)
+        except GroupStoreError as exc:
+            raise _naming(exc, None, self.root_path) from exc.__cause__
 
     def _path(self, loc: Location, name: str) -> Path:
         return self._engine.storage.path(loc.directory, name)
@@ -88,19 +94,23 @@ class View:
         self, key: str, data: Any, ttl: Ttl, expires_at: datetime | None
     ) -> tuple[Location, bytes, float | None]:
         loc = self._location(key)
-        with located(key=key, path=self._path(loc, loc.document)):
+        try:
             return loc, encode_document(key, data), self._expiry(loc, ttl, expires_at)
+        except GroupStoreError as exc:
+            raise _naming(exc, key, self._path(loc, loc.document)) from exc.__cause__
 
     def _lines(self, key: str, items: Sequence[Any], max_items: int | None) -> tuple[Location, bytes, int]:
         loc = self._location(key)
-        path = self._path(loc, loc.log)
         if not isinstance(items, list | tuple):
             detail = f"append() takes a list of items, not {type(items).__name__}"
-            raise InvalidArgumentError(detail, key=key, path=path)
+            raise InvalidArgumentError(detail, key=key, path=self._path(loc, loc.log))
         if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1):
-            raise InvalidArgumentError(f"max_items must be an int >= 1, not {max_items!r}", key=key, path=path)
-        with located(key=key, path=path):
+            detail = f"max_items must be an int >= 1, not {max_items!r}"
+            raise InvalidArgumentError(detail, key=key, path=self._path(loc, loc.log))
+        try:
             return loc, encode_lines(key, items), len(items)
+        except GroupStoreError as exc:
+            raise _naming(exc, key, self._path(loc, loc.log)) from exc.__cause__
 
     def _check_last(self, key: str, last: int | None) -> None:
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
@@ -114,3 +124,10 @@ class View:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root_path)!r})"
+
+
+def _naming(exc: GroupStoreError, key: str | None, path: Path) -> GroupStoreError:
+    """``exc`` naming ``key`` and ``path`` where it names neither (its traceback kept)."""
+    if (exc.key is None and key is not None) or exc.path is None:
+        return exc.located(key=key, path=path).with_traceback(exc.__traceback__)
+    return exc

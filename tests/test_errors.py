@@ -22,6 +22,7 @@ from group_store import (
     DataStore,
     DuplicateKeyError,
     EntryKindError,
+    FormatVersionError,
     GroupStoreError,
     InvalidArgumentError,
     InvalidKeyError,
@@ -116,8 +117,7 @@ async def test_data_store_append_to_a_document_names_the_document(tmp_path: Path
     with pytest.raises(EntryKindError) as info:
         await store.append("d", [1])
     _names(info.value, "d", tmp_path / "d.json")
-    with pytest.raises(EntryKindError):  # the failure is reported again by the next flush
-        await store.aclose()
+    await store.aclose()  # delivered through the awaited handle: not raised a second time
 
 
 def test_unsafe_file_error_names_the_entry_file(tmp_path: Path) -> None:
@@ -130,8 +130,10 @@ def test_storage_error_names_the_entry_file(tmp_path: Path, monkeypatch: pytest.
     def full(self: LocalStorage, directory: str, name: str, data: bytes, *, durable: bool) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    store = Store(tmp_path)
+    store.save("first", 1)  # the store's first write also writes its format marker
     monkeypatch.setattr(LocalStorage, "write", full)
-    error = _raised(StorageError, lambda: Store(tmp_path).save("k", 1))
+    error = _raised(StorageError, lambda: store.save("k", 1))
     _names(error, "k", tmp_path / "k.json")
     assert isinstance(error, StorageError)
     assert error.errno == errno.ENOSPC
@@ -167,7 +169,15 @@ def test_duplicate_key_error_names_the_partition_file(tmp_path: Path) -> None:
     _names(error, "['p', '1']", tmp_path / "tasks" / "p" / "records.json")
 
 
+def test_format_version_error_names_the_marker(tmp_path: Path) -> None:
+    # Documented: about the store as a whole, so it names the marker file, not an entry.
+    (tmp_path / ".group_store").write_bytes(b'{"format": 99}\n')
+    error = _raised(FormatVersionError, lambda: Store(tmp_path).load("k"))
+    assert error.path == tmp_path / ".group_store"
+
+
 TESTED = {
+    FormatVersionError,
     InvalidKeyError,
     InvalidArgumentError,
     KeyNotFoundError,

@@ -85,6 +85,7 @@ def test_readme_gitignore_keeps_the_store_internals_out_of_git(tmp_path: Path) -
     _git(tmp_path, "add", "-A")
     assert _git(tmp_path, "ls-files").split() == [
         ".gitignore",
+        "sessions/.group_store",  # the format marker is the store's: archived with it
         "sessions/alice/state.json",
         "sessions/alice/state.meta.json",
         "sessions/messages.jsonl",
