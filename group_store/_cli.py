@@ -30,6 +30,7 @@ when an entry could not be read on either side (equality cannot be confirmed);
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -114,6 +115,25 @@ def _fail(
     raise Failure(message, kind=kind, path=None if path is None else str(path), key=key)
 
 
+class _StderrLines(logging.Handler):
+    """Library warnings (entries a listing or sweep skipped) as the command line's own stderr lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().removeprefix("group_store: ")
+        click.echo(f"group-store: warning: {_one_line(message)}", err=True)
+
+
+@contextmanager
+def _library_warnings_on_stderr() -> Iterator[None]:
+    # Without a handler, logging's last resort would print the bare message, unprefixed.
+    logger, handler = logging.getLogger("group_store"), _StderrLines(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 class _Command(click.Command):
     """Every command's class: a command line that does not parse still honours ``--json``."""
 
@@ -153,7 +173,8 @@ class _Boundary(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _library_warnings_on_stderr():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, click.exceptions.NoArgsIsHelpError):
             raise
         except KeyboardInterrupt:

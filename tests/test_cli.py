@@ -528,3 +528,15 @@ def test_export_and_import_count_entries_whatever_the_format(built: Path, tmp_pa
     archive = tmp_path / f"archive{suffix}"
     assert run_json("export", str(built), str(archive))["entries"] == 5
     assert run_json("import", str(archive), str(tmp_path / "copy"))["entries"] == 5
+
+
+def test_library_warnings_are_the_command_lines_own_stderr_lines(built: Path) -> None:
+    Store(built).save("x" * 300, 1)  # a hashed name: listed through its key file
+    [key_file] = built.glob("*.key")
+    key_file.unlink()
+    key_file.symlink_to(built / "cache.json")
+    result = run("ls", str(built))
+    assert result.exit_code == 0
+    [line] = result.stderr.splitlines()
+    assert line.startswith("group-store: warning: keys() skipped a bad entry: is a symlink")
+    assert key_file.name in line
