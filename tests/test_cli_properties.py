@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from group_store import Store
 from group_store._cli import cli
 from group_store._expiry import encode_sidecar
 
@@ -43,13 +44,18 @@ _CONTENTS = st.binary(max_size=48) | st.sampled_from(
 # (path parts, file bytes) or (path parts, None) for a directory.
 _TREE = st.lists(st.tuples(st.lists(_NAMES, min_size=1, max_size=3), _CONTENTS | st.none()), max_size=8)
 _WORDS = st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), max_size=6).filter(lambda w: ".." not in w)
+_NUMBERS = st.sampled_from(["0", "1", "3", "60", "-1", "1e400", "nan", "x"])
 _OPTION_VALUES = _WORDS | st.sampled_from(
     ["-1", "0", "3", "1e400", "nan", '{"a": 1}', "[1, 2]", "{oops", "2100-01-01T00:00:00Z", "2100-01-01"]
 )
 
 
-def _build(root: Path, tree: list[tuple[list[str], bytes | None]]) -> None:
-    root.mkdir()
+def _build(root: Path, tree: list[tuple[list[str], bytes | None]]) -> list[str]:
+    """A store at ``root`` (a few entries written by the library, then ``tree`` over it); its likely keys."""
+    store = Store(root)
+    store.save("a", {"n": 1})
+    store.save("c", [1], ttl=3600)
+    store.narrow("b").append("log", [1, 2])
     for parts, content in tree:
         path = root.joinpath(*parts)
         try:
@@ -60,6 +66,7 @@ def _build(root: Path, tree: list[tuple[list[str], bytes | None]]) -> None:
                 path.write_bytes(content)
         except OSError:
             continue  # a file where a directory was asked for, or the reverse: keep what was made
+    return ["a", "b", "c", "log", *(part.partition(".")[0] or part for parts, _ in tree for part in parts)]
 
 
 def _tar(path: Path, tree: list[tuple[list[str], bytes | None]], escape: bool) -> None:
@@ -72,21 +79,29 @@ def _tar(path: Path, tree: list[tuple[list[str], bytes | None]], escape: bool) -
 
 
 @st.composite
-def _arguments(draw: st.DrawFn, command: click.Command, paths: list[str]) -> list[str]:
-    """Random arguments and options for ``command``, read from its click parameters."""
-    words: list[str] = []
+def _arguments(draw: st.DrawFn, command: click.Command, paths: list[str], keys: list[str]) -> list[str]:
+    """Random arguments and options for ``command``, read from its click parameters;
+    biased towards the store and the keys it holds, so commands get past their checks."""
+    arguments: list[str] = []
+    options: list[str] = []
+    known = st.sampled_from(keys)
     for param in command.params:
         if isinstance(param, click.Argument):
             if param.nargs == -1:
-                words += draw(st.lists(_NAMES | _WORDS, max_size=3))
+                key = st.one_of(known, known, _NAMES, _WORDS)
+                arguments += draw(st.one_of(st.lists(key, min_size=1, max_size=3), st.just([])))
             else:
-                words.append(draw(st.sampled_from(paths) | _WORDS))
+                first = not arguments  # a STORE or SOURCE, most often the store
+                likely = [paths[0]] * 4 + paths if first else paths
+                arguments.append(draw(st.one_of(st.sampled_from(likely), st.sampled_from(likely), _WORDS)))
         elif isinstance(param, click.Option) and param.opts != ["--json"] and draw(st.booleans()):
-            words.append(param.opts[0])
+            options.append(param.opts[0])
             if not param.is_flag:
-                words.append(draw(st.sampled_from(paths) | _OPTION_VALUES))
-    if draw(st.booleans()):
-        words = list(draw(st.permutations(words)))  # options before arguments, and the reverse
+                numeric = isinstance(param.type, click.types._NumberParamTypeBase)
+                options.append(draw(st.one_of(_NUMBERS if numeric else _OPTION_VALUES, st.sampled_from(paths))))
+    # Options before or after the arguments, in any order among themselves.
+    options = list(draw(st.permutations(options)))
+    words = options + arguments if draw(st.booleans()) else arguments + options
     return words
 
 
@@ -98,7 +113,7 @@ def test_no_input_makes_any_command_print_a_traceback(
     as_json = data.draw(st.booleans(), label="--json")
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch)
-        _build(base / "store", tree)
+        keys = _build(base / "store", tree)
         header = data.draw(st.sampled_from([b"", b'{"group_store_archive": 1}\n']), label="jsonl header")
         (base / "garbage.jsonl").write_bytes(header + garbage)
         (base / "garbage.tar.gz").write_bytes(garbage)
@@ -106,10 +121,10 @@ def test_no_input_makes_any_command_print_a_traceback(
         paths = [str(base / name) for name in ("store", "garbage.jsonl", "garbage.tar.gz", "tree.tar.gz")]
         paths += [str(base / "missing"), "out.jsonl", "out.tar.gz", "out.zip", "."]
         # --json first: a random "--" among the words cannot turn it into a key.
-        args = [command, *(["--json"] if as_json else []), *data.draw(_arguments(cli.commands[command], paths))]
+        args = [command, *(["--json"] if as_json else []), *data.draw(_arguments(cli.commands[command], paths, keys))]
         runner = CliRunner()
         with runner.isolated_filesystem(temp_dir=scratch):  # relative output names land in the scratch directory
-            stdin = data.draw(st.binary(max_size=64), label="stdin")
+            stdin = data.draw(st.binary(max_size=64) | st.sampled_from([b'{"a": 1}', b"[1, 2]"]), label="stdin")
             result = runner.invoke(cli, args, input=stdin, prog_name="group-store", catch_exceptions=False)
     assert result.exit_code in (0, 1, 2), (args, result.output)
     assert "Traceback" not in result.output, args
