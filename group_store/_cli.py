@@ -62,6 +62,49 @@ def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
+def _printable(text: str) -> str:
+    """``text`` safe to print and to encode as JSON.
+
+    A file name that is not UTF-8 reaches Python with lone surrogates (PEP 383),
+    which neither a UTF-8 terminal nor JSON can hold: each is shown as ``\\xNN``
+    (the byte it stands for), so the name is still recognisable.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(_escape_surrogate(char) if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text
+
+
+def _escape_surrogate(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def _printable_data(data: Any) -> Any:
+    """``data`` (dicts, lists, strings...) with every string ``_printable``."""
+    if isinstance(data, str):
+        return _printable(data)
+    if isinstance(data, dict):
+        return {_printable(key): _printable_data(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_printable_data(item) for item in data]
+    return data
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """The one way the command line writes a line (so every line is printable)."""
+    click.echo(_printable(text), err=err)
+
+
+def _echo_json(data: Any, option: int = 0) -> None:
+    try:
+        encoded = orjson.dumps(data, option=option)
+    except TypeError:  # a string with lone surrogates (a name from the disk): rarely, so not checked up front
+        encoded = orjson.dumps(_printable_data(data), option=option)
+    click.echo(encoded.decode())
+
+
 class Failure(click.ClickException):
     """A command's failure as the user sees it: one stderr line, exit 2, and under
     ``--json`` also ``{"error": {...}}`` on stdout.
@@ -80,10 +123,9 @@ class Failure(click.ClickException):
         self.as_json = False
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"group-store: error: {self.message}", err=True)
+        _echo(f"group-store: error: {self.message}", err=True)
         if self.as_json:
-            error = {"type": self.kind, "message": self.message, "path": self.path, "key": self.key}
-            click.echo(orjson.dumps({"error": error}).decode())
+            _echo_json({"error": {"type": self.kind, "message": self.message, "path": self.path, "key": self.key}})
 
 
 def _failure(exc: Exception) -> Failure:
@@ -120,7 +162,7 @@ class _StderrLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage().removeprefix("group_store: ")
-        click.echo(f"group-store: warning: {_one_line(message)}", err=True)
+        _echo(f"group-store: warning: {_one_line(message)}", err=True)
 
 
 @contextmanager
@@ -178,7 +220,7 @@ class _Boundary(click.Group):
         except (click.exceptions.Exit, click.Abort, click.exceptions.NoArgsIsHelpError):
             raise
         except KeyboardInterrupt:
-            click.echo("group-store: interrupted", err=True)
+            _echo("group-store: interrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
@@ -198,7 +240,7 @@ class _Skipped:
 
     def __call__(self, error: GroupStoreError) -> None:
         self.count += 1
-        click.echo(f"group-store: skipped: {_one_line(str(error))}", err=True)
+        _echo(f"group-store: skipped: {_one_line(str(error))}", err=True)
 
     def exit_if_any(self) -> None:
         if self.count:
@@ -217,9 +259,9 @@ def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
 
 def _emit(as_json: bool, data: Any, text: str) -> None:
     if as_json:
-        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        _echo_json(data, orjson.OPT_INDENT_2)
     elif text:
-        click.echo(text)
+        _echo(text)
 
 
 def _count(number: int, singular: str, plural: str) -> str:
@@ -398,7 +440,7 @@ def get(store: str, keys: tuple[str, ...], last: int | None, as_json: bool) -> N
             path=view.narrow_path(key),
             key=key,
         )
-    click.echo(orjson.dumps(value, option=0 if as_json else orjson.OPT_INDENT_2).decode())
+    _echo_json(value, 0 if as_json else orjson.OPT_INDENT_2)
 
 
 def _absent_sub_store(root: Path, segments: tuple[str, ...]) -> str | None:
@@ -460,11 +502,14 @@ def put(
 
 def _remove_tree(view: Store) -> int:
     """Delete every entry of ``view`` and of the sub-stores below it, one directory at
-    a time under that directory's lock, through ``Store.delete``; return how many.
+    a time under that directory's lock, through ``Store.delete``, then sweep the
+    subtree (expired entries, which listings no longer show, and crash leftovers);
+    return how many entries went.
 
-    Only entries are removed (with their sidecars and key files): files the store
-    does not own stay, and so do the directories (with their lock files: another
-    process may be waiting on one). Not atomic: a write made meanwhile may survive.
+    Only what the store owns is removed: files it does not own stay, and so do the
+    directories with their lock files (unlinking a lock file another process holds or
+    waits on would let two writers in at once). Not atomic: a write made meanwhile
+    may survive.
     """
     removed = 0
     pending = [view]
@@ -474,7 +519,7 @@ def _remove_tree(view: Store) -> int:
             for key in current.keys():
                 removed += current.delete(key)
         pending.extend(current.narrow(name) for name in reversed(current.children()))
-    return removed
+    return removed + view.sweep()
 
 
 @cli.command()

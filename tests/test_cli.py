@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -441,12 +442,14 @@ def test_rm_r_deletes_every_entry_of_a_sub_store_and_keeps_foreign_files(built: 
     deep = Store(built).narrow("alice", "deep", "x" * 300)  # a hashed name: its key file goes too
     deep.save("state", {"n": 1}, ttl=3600)
     deep.append("log", [1, 2])
+    Store(built, clock=FakeClock(start=1_000_000_000.0)).narrow("alice").save("stale", 1, ttl=1)  # expired: unlisted
     (built / "alice" / "notes.txt").write_text("mine, not the store's")
     result = run("rm", "-r", str(built), "alice", "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"removed": ["alice"], "entries": 4}
+    assert json.loads(result.stdout) == {"removed": ["alice"], "entries": 5}
     alice = Store(built).narrow("alice")
     assert alice.keys() == []
+    assert not (built / "alice" / "stale.json").exists()
     assert alice.narrow("deep", "x" * 300).keys() == []
     assert (built / "alice" / "notes.txt").read_text() == "mine, not the store's"
     assert Store(built).keys() == ["A/b", "cache"]  # nothing outside the sub-store
@@ -540,3 +543,12 @@ def test_library_warnings_are_the_command_lines_own_stderr_lines(built: Path) ->
     [line] = result.stderr.splitlines()
     assert line.startswith("group-store: warning: keys() skipped a bad entry: is a symlink")
     assert key_file.name in line
+
+
+def test_names_that_are_not_utf8_are_printed_escaped(built: Path) -> None:
+    (built / os.fsdecode(b"caf\xe9")).mkdir()  # a Latin-1 name: not UTF-8, so not a key
+    text = run("verify", str(built))
+    assert text.exit_code == 1
+    assert f"foreign-file: {built}/caf\\xe9: " in text.stdout
+    report = run_json_any("verify", str(built))
+    assert [p["path"] for p in report["problems"]] == [f"{built}/caf\\xe9"]

@@ -33,7 +33,7 @@ LINE_PREFIXES = ("group-store: error: ", "group-store: skipped: ", "group-store:
 _NAMES = st.sampled_from(
     [
         *["a", "b", "A", "x.json", "x.jsonl", "x.meta.json", "x.key", ".key", ".expiry.jsonl", ".lock", "é", "a b"],
-        *[".x.json.0123456789abcdef.tmp", "~~", "_x", "x" * 180 + "~~0d4e2ca9e9cbced7a7a5380eb29e1a37"],
+        *[".x.json.0123456789abcdef.tmp", "~~", "_x", "\udcff", "x" * 180 + "~~0d4e2ca9e9cbced7a7a5380eb29e1a37"],
     ]
 ) | st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=8).filter(
     lambda name: name not in (".", "..")
