@@ -100,7 +100,11 @@ def _echo(text: str, *, err: bool = False) -> None:
 def _echo_json(data: Any, option: int = 0) -> None:
     try:
         encoded = orjson.dumps(data, option=option)
-    except TypeError:  # a string with lone surrogates (a name from the disk): rarely, so not checked up front
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" not in str(exc):
+            # orjson nests at most 254 levels (a tree of sub-stores that deep, say).
+            _fail(f"the output cannot be written as JSON ({exc}); narrow it (tree --depth)", kind="OutputError")
+        # A string with lone surrogates (a name from the disk): rare, so not looked for up front.
         encoded = orjson.dumps(_printable_data(data), option=option)
     click.echo(encoded.decode())
 
@@ -350,15 +354,17 @@ def cli() -> None:
     """
 
 
-def _prune(node: dict[str, Any], depth: int | None) -> None:
-    """Cut ``node`` (a ``tree --json`` node) ``depth`` levels down: deeper sub-stores are
+def _prune(root: dict[str, Any], depth: int | None) -> None:
+    """Cut ``root`` (a ``tree --json`` node) ``depth`` levels down: deeper sub-stores are
     left out and the entries of the last level shown too; totals still count everything."""
     if depth is None:
         return
-    if depth == 0:
-        node["entries"], node["children"] = [], []
-    for child in node["children"]:
-        _prune(child, depth - 1)
+    pending = [(root, 0)]
+    while pending:
+        node, level = pending.pop()
+        if level == depth:
+            node["entries"], node["children"] = [], []
+        pending.extend((child, level + 1) for child in node["children"])
 
 
 @cli.command()
@@ -382,28 +388,25 @@ def tree(store: str, keys: tuple[str, ...], depth: int | None, as_json: bool) ->
         expires = entry.expires_at.isoformat() if entry.expires_at else None
         info = {"key": entry.key, "kind": entry.kind, "size": len(entry.raw), "expires_at": expires}
         nodes[entry.segments]["entries"].append(info)
+    # Iterative, not recursive: a store can be nested deeper than Python's recursion limit.
+    for node in reversed(nodes.values()):  # children before their parents
+        node["total_entries"] = len(node["entries"]) + sum(child["total_entries"] for child in node["children"])
+        own = sum(item["size"] for item in node["entries"])
+        node["total_size"] = own + sum(child["total_size"] for child in node["children"])
     lines: list[str] = []
-
-    def render(node: dict[str, Any], level: int) -> tuple[int, int]:
-        count = len(node["entries"])
-        size = sum(item["size"] for item in node["entries"])
-        at = len(lines)
-        shown = depth is None or level < depth
-        for child in node["children"]:
-            mark = len(lines)
-            child_count, child_size = render(child, level + 1)
-            count, size = count + child_count, size + child_size
-            if not shown:
-                del lines[mark:]  # counted, not shown
-        if shown:
-            for item in node["entries"]:
-                ttl = f"  expires {item['expires_at']}" if item["expires_at"] else ""
-                lines.append(f"{'  ' * (level + 1)}{item['key']}  {item['kind']}  {_size(item['size'])}{ttl}")
-        node["total_entries"], node["total_size"] = count, size
-        lines.insert(at, f"{'  ' * level}{node['name']}/  ({_count(count, 'entry', 'entries')}, {_size(size)})")
-        return count, size
-
-    render(nodes[()], 0)
+    pending: list[tuple[dict[str, Any], int]] = [(nodes[()], 0)]
+    while pending:
+        node, level = pending.pop()
+        if "key" in node:  # an entry, queued after its directory's sub-stores
+            ttl = f"  expires {node['expires_at']}" if node["expires_at"] else ""
+            lines.append(f"{'  ' * level}{node['key']}  {node['kind']}  {_size(node['size'])}{ttl}")
+            continue
+        total = f"{_count(node['total_entries'], 'entry', 'entries')}, {_size(node['total_size'])}"
+        lines.append(f"{'  ' * level}{node['name']}/  ({total})")
+        if depth is None or level < depth:
+            below = [(child, level + 1) for child in node["children"]]
+            below += [(item, level + 1) for item in node["entries"]]
+            pending.extend(reversed(below))
     _prune(nodes[()], depth)
     _emit(as_json, nodes[()], "\n".join(lines))
 

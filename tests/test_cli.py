@@ -552,3 +552,14 @@ def test_names_that_are_not_utf8_are_printed_escaped(built: Path) -> None:
     assert f"foreign-file: {built}/caf\\xe9: " in text.stdout
     report = run_json_any("verify", str(built))
     assert [p["path"] for p in report["problems"]] == [f"{built}/caf\\xe9"]
+
+
+def test_tree_of_a_store_nested_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    levels = sys.getrecursionlimit() + 10  # walking it costs O(levels**2) path lookups: keep it just past the limit
+    Store(tmp_path / "deep").narrow(*["a"] * levels).save("k", 1)
+    text = run("tree", str(tmp_path / "deep"))
+    assert text.exit_code == 0, text.stderr
+    assert len(text.stdout.splitlines()) == levels + 2
+    too_deep = run("tree", str(tmp_path / "deep"), "--json")
+    _assert_one_error_line(too_deep)
+    assert json.loads(too_deep.stdout)["error"]["type"] == "OutputError"
