@@ -55,6 +55,11 @@ EXIT_FOUND = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 _JSON_REQUESTED = "group_store.json"  # ctx.meta key (meta is shared by the group's and the command's contexts)
+# click >= 8.2 raises this usage error to print the help of a bare "group-store"; 8.1 exits 0 after it instead.
+_NO_ARGS_HELP: tuple[type[Exception], ...] = tuple(
+    error for error in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if error is not None
+)
+_LET_THROUGH: tuple[type[Exception], ...] = (click.exceptions.Exit, click.Abort, *_NO_ARGS_HELP)
 
 
 def _one_line(text: str) -> str:
@@ -212,7 +217,7 @@ class _Boundary(click.Group):
     ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except click.exceptions.NoArgsIsHelpError:
+        except _NO_ARGS_HELP:
             raise
         except click.ClickException as exc:  # an option of the group itself
             raise _failure(exc) from exc
@@ -221,7 +226,7 @@ class _Boundary(click.Group):
         try:
             with _library_warnings_on_stderr():
                 return super().invoke(ctx)
-        except (click.exceptions.Exit, click.Abort, click.exceptions.NoArgsIsHelpError):
+        except _LET_THROUGH:
             raise
         except KeyboardInterrupt:
             _echo("group-store: interrupted", err=True)
