@@ -554,12 +554,28 @@ def test_names_that_are_not_utf8_are_printed_escaped(built: Path) -> None:
     assert [p["path"] for p in report["problems"]] == [f"{built}/caf\\xe9"]
 
 
+def _remove_chain(top: Path) -> None:
+    """Remove a one-directory-per-level chain bottom up (shutil.rmtree, and pytest's
+    cleanup, recurse once per level and fail past the recursion limit)."""
+    chain = [top]
+    while subdirectories := [child for child in chain[-1].iterdir() if child.is_dir()]:
+        chain.extend(subdirectories)
+    for directory in reversed(chain):
+        for child in directory.iterdir():
+            child.unlink()
+        directory.rmdir()
+
+
 def test_tree_of_a_store_nested_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
     levels = sys.getrecursionlimit() + 10  # walking it costs O(levels**2) path lookups: keep it just past the limit
-    Store(tmp_path / "deep").narrow(*["a"] * levels).save("k", 1)
-    text = run("tree", str(tmp_path / "deep"))
-    assert text.exit_code == 0, text.stderr
-    assert len(text.stdout.splitlines()) == levels + 2
-    too_deep = run("tree", str(tmp_path / "deep"), "--json")
-    _assert_one_error_line(too_deep)
-    assert json.loads(too_deep.stdout)["error"]["type"] == "OutputError"
+    deep = tmp_path / "deep"
+    try:
+        Store(deep).narrow(*["a"] * levels).save("k", 1)
+        text = run("tree", str(deep))
+        assert text.exit_code == 0, text.stderr
+        assert len(text.stdout.splitlines()) == levels + 2
+        too_deep = run("tree", str(deep), "--json")
+        _assert_one_error_line(too_deep)
+        assert json.loads(too_deep.stdout)["error"]["type"] == "OutputError"
+    finally:
+        _remove_chain(deep)
