@@ -28,7 +28,7 @@ import orjson
 from ._codec import InexactJSONError, loads_exact
 from ._errors import CorruptEntryError, GroupStoreError, InvalidArgumentError, StorageError
 from ._inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, walk, warn
-from ._layout import EXPIRY_INDEX, LOCK_NAME, is_temp_name
+from ._layout import DOCUMENT_SUFFIX, EXPIRY_INDEX, LOCK_NAME, LOG_SUFFIX, is_temp_name
 
 ARCHIVE_FORMAT = 1
 Progress = Callable[[int], None]
@@ -90,6 +90,12 @@ def _read_regular(path: str) -> bytes:
         return file.read()
 
 
+def _is_entry_file(name: str) -> bool:
+    """True for a document or log file (``NAME.json``, ``NAME.jsonl``), not a sidecar, key file or index."""
+    stem, dot, suffix = PurePosixPath(name).name.partition(".")
+    return bool(stem) and f"{dot}{suffix}" in (DOCUMENT_SUFFIX, LOG_SUFFIX)
+
+
 @contextmanager
 def _atomic_output(target: Path) -> Iterator[io.BufferedWriter]:
     """A file that appears at ``target`` complete, or not at all (temp file, then rename)."""
@@ -109,7 +115,8 @@ def export_store(
     progress: Progress | None = None,
     on_error: ErrorHandler | None = None,
 ) -> int:
-    """Write the store under ``source`` to ``archive``; return the number of files or entries written.
+    """Write the store under ``source`` to ``archive``; return the number of entries
+    (documents and logs) written, counted the same way for both formats.
 
     The archive appears complete or not at all (written to a temporary file, then
     renamed). A file or directory that cannot be read, and (``.jsonl``) an entry whose
@@ -143,7 +150,7 @@ def export_store(
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(data), 0o600, 0
                 tar.addfile(info, io.BytesIO(data))
-                count += 1
+                count += _is_entry_file(name)
                 if progress:
                     progress(1)
         return count

@@ -2,7 +2,21 @@
 
 Every command takes the store directory first and a key as the ``narrow()``
 segments followed by the entry key. Exit codes: 0 success, 1 differences or
-problems found, 2 usage or I/O errors (one line on stderr, no traceback).
+problems found (``diff``, ``verify``, and commands that skipped something), 2 any
+error or bad input (usage, a missing store or key, a damaged archive, a refusal
+of the file system), 130 interrupted.
+
+Errors: one boundary (``_Boundary``, the click group every command belongs to)
+turns every exception a command lets out into ``Failure``: exactly one line on
+stderr, ``group-store: error: MESSAGE``, and exit 2. Under ``--json`` the same
+error is also printed on stdout as ``{"error": {"type", "message", "path", "key"}}``
+(``type`` is the library's error class, ``OSError``, ``UsageError``, ``NotFound``
+or ``InternalError``). Commands never catch errors themselves; they raise
+``Failure`` (through ``_fail``) for what they find wrong. Rejected: a
+``try``/``except`` per command (each new command would have to remember it, and
+click's own usage errors would still print several lines). An exception that is
+not ours (a bug) is reported the same way as ``InternalError``;
+``GROUP_STORE_TRACEBACK=1`` lets it through with its traceback.
 
 Commands over many entries never stop at a bad one (a malformed sidecar, invalid
 JSON, an unreadable file or directory): each is named on one stderr line
@@ -15,12 +29,15 @@ when an entry could not be read on either side (equality cannot be confirmed);
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 import orjson
@@ -28,7 +45,7 @@ import orjson
 from ._archive import export_store
 from ._codec import InexactJSONError, loads_exact
 from ._diff import diff_stores
-from ._errors import GroupStoreError
+from ._errors import GroupStoreError, KeyNotFoundError
 from ._import import import_store
 from ._inventory import engine_for, ignore, read_entry, scan_directory, scan_tree, walk, walk_directories
 from ._migrate import MIGRATIONS, migrate_store, undecodable_names, undecodable_note
@@ -37,21 +54,192 @@ from ._verify import format_store, verify_store
 
 EXIT_FOUND = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+_JSON_REQUESTED = "group_store.json"  # ctx.meta key (meta is shared by the group's and the command's contexts)
+# click >= 8.2 raises this usage error to print the help of a bare "group-store"; 8.1 exits 0 after it instead.
+_NO_ARGS_HELP: tuple[type[Exception], ...] = tuple(
+    error for error in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if error is not None
+)
+_LET_THROUGH: tuple[type[Exception], ...] = (click.exceptions.Exit, click.Abort, *_NO_ARGS_HELP)
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"group-store: error: {message}", err=True)
-    raise SystemExit(EXIT_ERROR)
+def _one_line(text: str) -> str:
+    """``text`` on one line: some messages (tarfile's, for one) span several."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _printable(text: str) -> str:
+    """``text`` safe to print and to encode as JSON.
+
+    A file name that is not UTF-8 reaches Python with lone surrogates (PEP 383),
+    which neither a UTF-8 terminal nor JSON can hold: each is shown as ``\\xNN``
+    (the byte it stands for), so the name is still recognisable.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(_escape_surrogate(char) if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text
+
+
+def _escape_surrogate(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def _printable_data(data: Any) -> Any:
+    """``data`` (dicts, lists, strings...) with every string ``_printable``."""
+    if isinstance(data, str):
+        return _printable(data)
+    if isinstance(data, dict):
+        return {_printable(key): _printable_data(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_printable_data(item) for item in data]
+    return data
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """The one way the command line writes a line (so every line is printable)."""
+    click.echo(_printable(text), err=err)
+
+
+def _echo_json(data: Any, option: int = 0) -> None:
+    try:
+        encoded = orjson.dumps(data, option=option)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" not in str(exc):
+            # orjson nests at most 254 levels (a tree of sub-stores that deep, say).
+            _fail(f"the output cannot be written as JSON ({exc}); narrow it (tree --depth)", kind="OutputError")
+        # A string with lone surrogates (a name from the disk): rare, so not looked for up front.
+        encoded = orjson.dumps(_printable_data(data), option=option)
+    click.echo(encoded.decode())
+
+
+class Failure(click.ClickException):
+    """A command's failure as the user sees it: one stderr line, exit 2, and under
+    ``--json`` also ``{"error": {...}}`` on stdout.
+
+    Attributes:
+        kind: The ``type`` of the JSON error (an error class name, ``UsageError``, ``NotFound``...).
+        path: The file or directory involved, if any. key: The key involved, if any.
+        as_json: Set by the boundary: whether the command was given ``--json``.
+    """
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, kind: str, path: str | None = None, key: str | None = None) -> None:
+        super().__init__(_one_line(message))
+        self.kind, self.path, self.key = kind, path, key
+        self.as_json = False
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        _echo(f"group-store: error: {self.message}", err=True)
+        if self.as_json:
+            _echo_json({"error": {"type": self.kind, "message": self.message, "path": self.path, "key": self.key}})
+
+
+def _failure(exc: Exception) -> Failure:
+    """The ``Failure`` that reports ``exc`` (the one place exceptions become messages)."""
+    if isinstance(exc, Failure):
+        return exc
+    if isinstance(exc, GroupStoreError):
+        path = None if exc.path is None else str(exc.path)
+        return Failure(str(exc), kind=type(exc).__name__, path=path, key=exc.key)
+    if isinstance(exc, OSError):
+        filename = None if exc.filename is None else os.fsdecode(exc.filename)
+        message = f"{exc.strerror or exc}: {filename}" if filename else str(exc.strerror or exc)
+        return Failure(message, kind="OSError", path=filename)
+    if isinstance(exc, click.UsageError):
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        return Failure(exc.format_message() + hint, kind="UsageError")
+    if isinstance(exc, click.ClickException):
+        return Failure(exc.format_message(), kind="UsageError")
+    detail = f"{type(exc).__name__}: {exc}"
+    return Failure(
+        f"internal error, please report it ({detail}); GROUP_STORE_TRACEBACK=1 shows the traceback",
+        kind="InternalError",
+    )
+
+
+def _fail(
+    message: str, *, kind: str = "UsageError", path: str | Path | None = None, key: str | None = None
+) -> NoReturn:
+    raise Failure(message, kind=kind, path=None if path is None else str(path), key=key)
+
+
+class _StderrLines(logging.Handler):
+    """Library warnings (entries a listing or sweep skipped) as the command line's own stderr lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().removeprefix("group_store: ")
+        _echo(f"group-store: warning: {_one_line(message)}", err=True)
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def _library_warnings_on_stderr() -> Iterator[None]:
+    # Without a handler, logging's last resort would print the bare message, unprefixed.
+    logger, handler = logging.getLogger("group_store"), _StderrLines(logging.WARNING)
+    logger.addHandler(handler)
     try:
         yield
-    except GroupStoreError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+    finally:
+        logger.removeHandler(handler)
+
+
+class _Command(click.Command):
+    """Every command's class: a command line that does not parse still honours ``--json``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError:
+            # The parser stopped before reading --json (an unknown option, say), so look
+            # for the word itself, as click would have read it: before any "--".
+            words = args[: args.index("--")] if "--" in args else args
+            if "--json" in words:
+                ctx.meta[_JSON_REQUESTED] = True
+            raise
+
+
+class _Boundary(click.Group):
+    """The click group of every command, and the one error boundary of the command line.
+
+    Whatever a command raises (a library error, an ``OSError``, a click usage
+    error, a bug) leaves as a ``Failure``, which click's standalone mode shows
+    (``Failure.show``) and turns into exit 2. Let through: click's ``Exit``
+    (``--help``, ``--version``), ``SystemExit`` (exit 1 for "found"), a broken
+    pipe (click quiets it), and the no-arguments help.
+    """
+
+    command_class = _Command
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _NO_ARGS_HELP:
+            raise
+        except click.ClickException as exc:  # an option of the group itself
+            raise _failure(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            with _library_warnings_on_stderr():
+                return super().invoke(ctx)
+        except _LET_THROUGH:
+            raise
+        except KeyboardInterrupt:
+            _echo("group-store: interrupted", err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                raise  # the reader went away (| head): click's main exits quietly
+            failure = _failure(exc)
+            if failure.kind == "InternalError" and os.environ.get("GROUP_STORE_TRACEBACK"):
+                raise
+            failure.as_json = bool(ctx.meta.get(_JSON_REQUESTED))
+            raise failure from exc
 
 
 class _Skipped:
@@ -62,7 +250,7 @@ class _Skipped:
 
     def __call__(self, error: GroupStoreError) -> None:
         self.count += 1
-        click.echo(f"group-store: skipped: {error}", err=True)
+        _echo(f"group-store: skipped: {_one_line(str(error))}", err=True)
 
     def exit_if_any(self) -> None:
         if self.count:
@@ -81,21 +269,41 @@ def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
 
 def _emit(as_json: bool, data: Any, text: str) -> None:
     if as_json:
-        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        _echo_json(data, orjson.OPT_INDENT_2)
     elif text:
-        click.echo(text)
+        _echo(text)
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
 
 
 def _existing_store(path: str) -> Path:
     root = Path(path)
     if not root.is_dir():
-        _fail(f"no store at {str(root)!r} (not a directory)")
+        _fail(f"no store at {str(root)!r} (not a directory)", kind="NotFound", path=root)
     return root
 
 
-def _view(root: Path, segments: tuple[str, ...]) -> Store:
+def _view(root: Path, segments: Sequence[str]) -> Store:
     store = Store(root)
     return store.narrow(*segments) if segments else store
+
+
+def _existing_view(root: Path, segments: Sequence[str]) -> Store:
+    """The sub-store ``segments`` of the store at ``root``; a ``Failure`` if it does not exist
+    (reading one would show an empty store, hiding a mistyped name)."""
+    view = _view(root, segments)
+    if segments and not view.root_path.is_dir():
+        where = " ".join(segments)
+        _fail(
+            f"no sub-store {where!r} in {str(root)!r} (see group-store ls {root})", kind="NotFound", path=view.root_path
+        )
+    return view
+
+
+def _is_sub_store(view: Store, key: str) -> bool:
+    return view.narrow_path(key).is_dir()
 
 
 def _split_key(words: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
@@ -123,10 +331,32 @@ def _directory_count(root: Path) -> int:
     return sum(1 for _ in walk_directories(engine_for(root), on_error=ignore))
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def _request_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    # Eager, so it is known before any other argument can fail: usage errors are JSON too.
+    if value:
+        ctx.meta[_JSON_REQUESTED] = True
+    return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+json_option = click.option(
+    "--json", "as_json", is_flag=True, is_eager=True, callback=_request_json, help="Print machine-readable JSON."
+)
+
+
+def _iso_datetime(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """An ISO 8601 date and time with a UTC offset (``2026-12-01T12:00:00Z``), or ``None``."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date and time (2026-12-01T12:00:00Z)") from None
+    if parsed.utcoffset() is None:
+        raise click.BadParameter(f"{value!r} has no UTC offset (add Z or +HH:MM)")
+    return parsed
+
+
+@click.group(cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="group-store")
 def cli() -> None:
     """Inspect and maintain group_store directories.
@@ -136,48 +366,63 @@ def cli() -> None:
     """
 
 
+def _prune(root: dict[str, Any], depth: int | None) -> None:
+    """Cut ``root`` (a ``tree --json`` node) ``depth`` levels down: deeper sub-stores are
+    left out and the entries of the last level shown too; totals still count everything."""
+    if depth is None:
+        return
+    pending = [(root, 0)]
+    while pending:
+        node, level = pending.pop()
+        if level == depth:
+            node["entries"], node["children"] = [], []
+        pending.extend((child, level + 1) for child in node["children"])
+
+
 @cli.command()
 @click.argument("store")
 @click.argument("keys", nargs=-1)
+@click.option("--depth", type=click.IntRange(min=0), help="Show sub-stores this many levels down (totals count all).")
 @json_option
-def tree(store: str, keys: tuple[str, ...], as_json: bool) -> None:
+def tree(store: str, keys: tuple[str, ...], depth: int | None, as_json: bool) -> None:
     """Show the hierarchy with entry counts, sizes and TTLs."""
-    root = _existing_store(store)
+    start = _existing_view(_existing_store(store), keys).root_path
     skipped = _Skipped()
-    with _errors():
-        start = _view(root, keys).root_path
-        nodes: dict[tuple[str, ...], dict[str, Any]] = {}
-        undecodable = 0
-        # Errors are named once, by the walk below, which lists the same directories.
-        for scan in scan_tree(engine_for(start), "", ignore):
-            segments = scan.segments
-            undecodable += len(undecodable_names(scan))
-            nodes[segments] = {"name": segments[-1] if segments else str(start), "entries": [], "children": []}
-            if segments and segments[:-1] in nodes:
-                nodes[segments[:-1]]["children"].append(nodes[segments])
-        for entry in walk(start, on_error=skipped):
-            if entry.segments not in nodes:
-                continue  # a directory created after the listing above
-            expires = entry.expires_at.isoformat() if entry.expires_at else None
-            info = {"key": entry.key, "kind": entry.kind, "size": len(entry.raw), "expires_at": expires}
-            nodes[entry.segments]["entries"].append(info)
+    nodes: dict[tuple[str, ...], dict[str, Any]] = {}
+    undecodable = 0
+    # Errors are named once, by the walk below, which lists the same directories.
+    for scan in scan_tree(engine_for(start), "", ignore):
+        segments = scan.segments
+        undecodable += len(undecodable_names(scan))
+        nodes[segments] = {"name": segments[-1] if segments else str(start), "entries": [], "children": []}
+        if segments and segments[:-1] in nodes:
+            nodes[segments[:-1]]["children"].append(nodes[segments])
+    for entry in walk(start, on_error=skipped):
+        if entry.segments not in nodes:
+            continue  # a directory created after the listing above
+        expires = entry.expires_at.isoformat() if entry.expires_at else None
+        info = {"key": entry.key, "kind": entry.kind, "size": len(entry.raw), "expires_at": expires}
+        nodes[entry.segments]["entries"].append(info)
+    # Iterative, not recursive: a store can be nested deeper than Python's recursion limit.
+    for node in reversed(nodes.values()):  # children before their parents
+        node["total_entries"] = len(node["entries"]) + sum(child["total_entries"] for child in node["children"])
+        own = sum(item["size"] for item in node["entries"])
+        node["total_size"] = own + sum(child["total_size"] for child in node["children"])
     lines: list[str] = []
-
-    def render(node: dict[str, Any], depth: int) -> tuple[int, int]:
-        count = len(node["entries"])
-        size = sum(item["size"] for item in node["entries"])
-        at = len(lines)
-        for child in node["children"]:
-            child_count, child_size = render(child, depth + 1)
-            count, size = count + child_count, size + child_size
-        for item in node["entries"]:
-            ttl = f"  expires {item['expires_at']}" if item["expires_at"] else ""
-            lines.append(f"{'  ' * (depth + 1)}{item['key']}  {item['kind']}  {_size(item['size'])}{ttl}")
-        node["total_entries"], node["total_size"] = count, size
-        lines.insert(at, f"{'  ' * depth}{node['name']}/  ({count} entries, {_size(size)})")
-        return count, size
-
-    render(nodes[()], 0)
+    pending: list[tuple[dict[str, Any], int]] = [(nodes[()], 0)]
+    while pending:
+        node, level = pending.pop()
+        if "key" in node:  # an entry, queued after its directory's sub-stores
+            ttl = f"  expires {node['expires_at']}" if node["expires_at"] else ""
+            lines.append(f"{'  ' * level}{node['key']}  {node['kind']}  {_size(node['size'])}{ttl}")
+            continue
+        total = f"{_count(node['total_entries'], 'entry', 'entries')}, {_size(node['total_size'])}"
+        lines.append(f"{'  ' * level}{node['name']}/  ({total})")
+        if depth is None or level < depth:
+            below = [(child, level + 1) for child in node["children"]]
+            below += [(item, level + 1) for item in node["entries"]]
+            pending.extend(reversed(below))
+    _prune(nodes[()], depth)
     _emit(as_json, nodes[()], "\n".join(lines))
     _note_undecodable(undecodable)
 
@@ -188,13 +433,11 @@ def tree(store: str, keys: tuple[str, ...], as_json: bool) -> None:
 @json_option
 def list_(store: str, keys: tuple[str, ...], as_json: bool) -> None:
     """List the entry keys and sub-stores at one level."""
-    root = _existing_store(store)
-    with _errors():
-        view = _view(root, keys)
-        result = {"keys": view.keys(), "children": view.children()}
-        engine = engine_for(view.root_path)
-        listing = engine.storage.scan("")
-        undecodable = undecodable_names(scan_directory(engine, "", (), listing, ignore))
+    view = _existing_view(_existing_store(store), keys)
+    result = {"keys": view.keys(), "children": view.children()}
+    engine = engine_for(view.root_path)
+    listing = engine.storage.scan("")
+    undecodable = undecodable_names(scan_directory(engine, "", (), listing, ignore))
     text = "\n".join([*(f"{name}/" for name in result["children"]), *result["keys"]])
     _emit(as_json, result, text)
     _note_undecodable(len(undecodable))
@@ -203,14 +446,34 @@ def list_(store: str, keys: tuple[str, ...], as_json: bool) -> None:
 @cli.command()
 @click.argument("store")
 @click.argument("keys", nargs=-1)
+@click.option("--last", type=click.IntRange(min=0), help="A log's newest N items only.")
 @json_option
-def get(store: str, keys: tuple[str, ...], as_json: bool) -> None:
+def get(store: str, keys: tuple[str, ...], last: int | None, as_json: bool) -> None:
     """Print an entry's value as JSON (a log prints its items as a list)."""
     segments, key = _split_key(keys)
-    root = _existing_store(store)
-    with _errors():
-        value = _view(root, segments).load(key)
-    click.echo(orjson.dumps(value, option=0 if as_json else orjson.OPT_INDENT_2).decode())
+    view = _view(_existing_store(store), segments)
+    try:
+        value = view.load(key) if last is None else view.read(key, last=last)
+    except KeyNotFoundError:
+        if not _is_sub_store(view, key):
+            raise
+        _fail(
+            f"{' '.join(keys)!r} is a sub-store, not an entry: see it with group-store ls {store} {' '.join(keys)}",
+            kind="KeyNotFoundError",
+            path=view.narrow_path(key),
+            key=key,
+        )
+    _echo_json(value, 0 if as_json else orjson.OPT_INDENT_2)
+
+
+def _absent_sub_store(root: Path, segments: tuple[str, ...]) -> str | None:
+    """The first of ``root`` and its sub-stores ``segments`` that does not exist, as the user names it."""
+    if not root.is_dir():
+        return f"store at {str(root)!r}"
+    for depth in range(1, len(segments) + 1):
+        if not _view(root, segments[:depth]).root_path.is_dir():
+            return f"sub-store {' '.join(segments[:depth])!r} of {str(root)!r}"
+    return None
 
 
 @cli.command()
@@ -219,6 +482,8 @@ def get(store: str, keys: tuple[str, ...], as_json: bool) -> None:
 @click.option("--value", "value_text", help="The JSON value (default: read standard input).")
 @click.option("--file", "value_file", type=click.Path(dir_okay=False), help="Read the JSON value from a file.")
 @click.option("--ttl", type=float, help="Expire after this many seconds.")
+@click.option("--expires-at", callback=_iso_datetime, metavar="DATETIME", help="Expire at this ISO 8601 time.")
+@click.option("--create", is_flag=True, help="Create the store and sub-stores if they do not exist.")
 @json_option
 def put(
     store: str,
@@ -226,46 +491,79 @@ def put(
     value_text: str | None,
     value_file: str | None,
     ttl: float | None,
+    expires_at: datetime | None,
+    create: bool,
     as_json: bool,
 ) -> None:
     """Save a JSON value (from --value, --file or standard input) under KEY."""
     segments, key = _split_key(keys)
     if value_text is not None and value_file is not None:
         _fail("pass --value or --file, not both")
-    with _errors():
-        if value_text is not None:
-            raw = value_text.encode()
-        elif value_file is not None:
-            raw = Path(value_file).read_bytes()
-        else:
-            raw = sys.stdin.buffer.read()
+    if ttl is not None and expires_at is not None:
+        _fail("pass --ttl or --expires-at, not both")
+    absent = None if create else _absent_sub_store(Path(store), segments)
+    if absent is not None:
+        _fail(f"no {absent}: check the name, or pass --create to create it", kind="NotFound", path=store)
+    if value_text is not None:
+        raw = value_text.encode("utf-8", "surrogateescape")
+    elif value_file is not None:
+        raw = Path(value_file).read_bytes()
+    else:
+        raw = sys.stdin.buffer.read()
     try:
         value = loads_exact(raw)
     except orjson.JSONDecodeError as exc:
         _fail(f"the value is not valid JSON: {exc}")
     except InexactJSONError as exc:
         _fail(f"the value cannot be stored exactly: {exc}")
-    with _errors():
-        view = _view(Path(store), segments)
-        view.save(key, value, ttl=ttl)
-        expires = view.expires_at(key)
+    view = _view(Path(store), segments)
+    view.save(key, value, ttl=ttl, expires_at=expires_at)
+    expires = view.expires_at(key)
     result = {"key": list(keys), "expires_at": expires.isoformat() if expires else None}
     _emit(as_json, result, "")
+
+
+def _remove_tree(view: Store) -> int:
+    """Delete every entry of ``view`` and of the sub-stores below it, one directory at
+    a time under that directory's lock, through ``Store.delete``, then sweep the
+    subtree (expired entries, which listings no longer show, and crash leftovers);
+    return how many entries went.
+
+    Only what the store owns is removed: files it does not own stay, and so do the
+    directories with their lock files (unlinking a lock file another process holds or
+    waits on would let two writers in at once). Not atomic: a write made meanwhile
+    may survive.
+    """
+    removed = 0
+    pending = [view]
+    while pending:
+        current = pending.pop()
+        with current.lock():
+            for key in current.keys():
+                removed += current.delete(key)
+        pending.extend(current.narrow(name) for name in reversed(current.children()))
+    return removed + view.sweep()
 
 
 @cli.command()
 @click.argument("store")
 @click.argument("keys", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Also delete the sub-store KEY... and everything in it.")
 @json_option
-def rm(store: str, keys: tuple[str, ...], as_json: bool) -> None:
-    """Delete an entry."""
+def rm(store: str, keys: tuple[str, ...], recursive: bool, as_json: bool) -> None:
+    """Delete an entry (with -r, also the sub-store of that name, recursively)."""
     segments, key = _split_key(keys)
-    root = _existing_store(store)
-    with _errors():
-        removed = _view(root, segments).delete(key)
-    if not removed:
-        _fail(f"no such key: {' '.join(keys)}")
-    _emit(as_json, {"removed": list(keys)}, "")
+    view = _view(_existing_store(store), segments)
+    removed = int(view.delete(key))
+    is_sub_store = _is_sub_store(view, key)
+    if recursive and is_sub_store:
+        removed += _remove_tree(view.narrow(key))
+    elif is_sub_store and not removed:
+        _fail(f"{' '.join(keys)!r} is a sub-store: rm -r deletes it with everything in it", key=key)
+    elif not removed:
+        _fail(f"no such key: {' '.join(keys)}", kind="KeyNotFoundError", key=key)
+    text = f"removed {_count(removed, 'entry', 'entries')}" if recursive else ""
+    _emit(as_json, {"removed": list(keys), "entries": removed}, text)
 
 
 @cli.command()
@@ -275,19 +573,22 @@ def rm(store: str, keys: tuple[str, ...], as_json: bool) -> None:
 @json_option
 def sweep(store: str, keys: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Delete expired entries (and crash leftovers) in the subtree."""
-    root = _existing_store(store)
-    with _errors():
-        view = _view(root, keys)
-        now = datetime.now(UTC)
-        expired = [
-            list(entry.address)
-            for entry in walk(view.root_path, include_expired=True)
-            if entry.expires_at is not None and entry.expires_at <= now
-        ]
-        removed = len(expired) if dry_run else view.sweep()
+    view = _existing_view(_existing_store(store), keys)
+    now = datetime.now(UTC)
+    expired = [
+        list(entry.address)
+        for entry in walk(view.root_path, include_expired=True)
+        if entry.expires_at is not None and entry.expires_at <= now
+    ]
+    counted = len(expired) if dry_run else view.sweep()
     verb = "would remove" if dry_run else "removed"
-    text = "\n".join([*(" ".join(address) for address in expired), f"{verb} {removed} expired entries"])
-    _emit(as_json, {"dry_run": dry_run, "expired": expired, "removed": removed}, text)
+    lines = [
+        *(" ".join(address) for address in expired),
+        f"{verb} {_count(counted, 'expired entry', 'expired entries')}",
+    ]
+    # A dry run removes nothing: its count must not be read as a removal.
+    data = {"dry_run": dry_run, "expired": expired, ("would_remove" if dry_run else "removed"): counted}
+    _emit(as_json, data, "\n".join(lines))
 
 
 @cli.command()
@@ -297,29 +598,28 @@ def stats(store: str, as_json: bool) -> None:
     """Count directories, entries, bytes, TTLs and leftovers."""
     root = _existing_store(store)
     skipped = _Skipped()
-    with _errors():
-        now = datetime.now(UTC)
-        result = {"directories": 0, "documents": 0, "logs": 0, "log_items": 0}
-        result.update({"bytes": 0, "with_ttl": 0, "expired_unswept": 0, "temporary_files": 0})
-        engine = engine_for(root)
-        for scan in scan_tree(engine, "", skipped):
-            result["directories"] += 1
-            result["temporary_files"] += len(scan.temps)
-            for name in scan.entries:
-                try:
-                    entry = read_entry(engine, scan, name, True, now.timestamp())
-                except GroupStoreError as exc:
-                    skipped(exc)
-                    continue
-                if entry is None:
-                    continue
-                result["documents" if entry.kind == "document" else "logs"] += 1
-                result["bytes"] += len(entry.raw)
-                if entry.kind == "log":
-                    result["log_items"] += entry.raw.count(b"\n")
-                if entry.expires_at is not None:
-                    result["with_ttl"] += 1
-                    result["expired_unswept"] += entry.expires_at <= now
+    now = datetime.now(UTC)
+    result = {"directories": 0, "documents": 0, "logs": 0, "log_items": 0}
+    result.update({"bytes": 0, "with_ttl": 0, "expired_unswept": 0, "temporary_files": 0})
+    engine = engine_for(root)
+    for scan in scan_tree(engine, "", skipped):
+        result["directories"] += 1
+        result["temporary_files"] += len(scan.temps)
+        for name in scan.entries:
+            try:
+                entry = read_entry(engine, scan, name, True, now.timestamp())
+            except GroupStoreError as exc:
+                skipped(exc)
+                continue
+            if entry is None:
+                continue
+            result["documents" if entry.kind == "document" else "logs"] += 1
+            result["bytes"] += len(entry.raw)
+            if entry.kind == "log":
+                result["log_items"] += entry.raw.count(b"\n")
+            if entry.expires_at is not None:
+                result["with_ttl"] += 1
+                result["expired_unswept"] += entry.expires_at <= now
     _emit(as_json, result, "\n".join(f"{name}: {value}" for name, value in result.items()))
 
 
@@ -330,14 +630,20 @@ def stats(store: str, as_json: bool) -> None:
 def verify(store: str, fix: bool, as_json: bool) -> None:
     """Check every file; exit 1 if problems remain."""
     root = _existing_store(store)
-    with _errors(), _progress("verifying", _directory_count(root)) as advance:
+    with _progress("verifying", _directory_count(root)) as advance:
         report = verify_store(root, fix=fix, progress=advance)
     problems = [
         {"kind": p.kind, "path": str(p.path), "detail": p.detail, "fixable": p.fixable, "fixed": p.fixed}
         for p in report.problems
     ]
-    lines = [f"{'fixed' if p['fixed'] else p['kind']}: {p['path']}: {p['detail']}" for p in problems]
-    summary = f"{report.directories} directories, {report.entries} entries, {len(problems)} problems"
+    lines = [_one_line(f"{'fixed' if p['fixed'] else p['kind']}: {p['path']}: {p['detail']}") for p in problems]
+    summary = ", ".join(
+        [
+            _count(report.directories, "directory", "directories"),
+            _count(report.entries, "entry", "entries"),
+            _count(len(problems), "problem", "problems"),
+        ]
+    )
     fixed = sum(1 for p in problems if p["fixed"])
     lines.append(summary + (f", {fixed} fixed" if fix else ""))
     data = {"directories": report.directories, "entries": report.entries, "ok": report.ok, "problems": problems}
@@ -353,9 +659,9 @@ def fmt(store: str, as_json: bool) -> None:
     """Rewrite every file canonically (expiries kept)."""
     root = _existing_store(store)
     skipped = _Skipped()
-    with _errors(), _progress("formatting", _directory_count(root)) as advance:
+    with _progress("formatting", _directory_count(root)) as advance:
         changed = format_store(root, progress=advance, on_error=skipped)
-    _emit(as_json, {"rewritten": changed, "skipped": skipped.count}, f"rewrote {changed} files")
+    _emit(as_json, {"rewritten": changed, "skipped": skipped.count}, f"rewrote {_count(changed, 'file', 'files')}")
     skipped.exit_if_any()
 
 
@@ -367,16 +673,15 @@ def diff(a: str, b: str, as_json: bool) -> None:
     """Compare two stores or archives entry by entry; exit 1 if they differ."""
     for side in (a, b):
         if not Path(side).exists():
-            _fail(f"no store or archive at {side!r}")
+            _fail(f"no store or archive at {side!r}", kind="NotFound", path=side)
     skipped = _Skipped()
-    with _errors():
-        result = diff_stores(a, b, on_error=skipped)
+    result = diff_stores(a, b, on_error=skipped)
     changes = [{"address": list(c.address), "change": c.change, "detail": c.detail} for c in result.changes]
     lines = []
     for c in result.changes:
         lines.append(f"{c.change}: {' '.join(c.address)}")
         lines.extend("    " + line for line in c.detail.splitlines())
-    lines.append(f"{len(changes)} entries differ" if changes else "no differences")
+    lines.append(f"{_count(len(changes), 'entry differs', 'entries differ')}" if changes else "no differences")
     if skipped.count:
         lines[-1] += f" among readable entries; {skipped.count} could not be read"
     equal = not changes and not skipped.count
@@ -394,10 +699,10 @@ def export_(source: str, archive: str, as_json: bool) -> None:
     root = _existing_store(source)
     total = sum(1 for path in root.rglob("*") if path.is_file())
     skipped = _Skipped()
-    with _errors(), _progress("exporting", total) as advance:
+    with _progress("exporting", total) as advance:
         count = export_store(root, archive, progress=advance, on_error=skipped)
-    result = {"archive": archive, "items": count, "skipped": skipped.count}
-    _emit(as_json, result, f"exported {count} items to {archive}")
+    result = {"archive": archive, "entries": count, "skipped": skipped.count}
+    _emit(as_json, result, f"exported {_count(count, 'entry', 'entries')} to {archive}")
     skipped.exit_if_any()
 
 
@@ -408,12 +713,12 @@ def export_(source: str, archive: str, as_json: bool) -> None:
 def import_(archive: str, destination: str, as_json: bool) -> None:
     """Load a .tar.gz or .jsonl archive into a store."""
     if not Path(archive).is_file():
-        _fail(f"no archive at {archive!r}")
+        _fail(f"no archive at {archive!r}", kind="NotFound", path=archive)
     skipped = _Skipped()
-    with _errors(), _progress("importing", None) as advance:
+    with _progress("importing", None) as advance:
         count = import_store(archive, destination, progress=advance, on_error=skipped)
-    result = {"destination": destination, "items": count, "skipped": skipped.count}
-    _emit(as_json, result, f"imported {count} items into {destination}")
+    result = {"destination": destination, "entries": count, "skipped": skipped.count}
+    _emit(as_json, result, f"imported {_count(count, 'entry', 'entries')} into {destination}")
     skipped.exit_if_any()
 
 
@@ -425,8 +730,7 @@ def import_(archive: str, destination: str, as_json: bool) -> None:
 def migrate(store: str, source: str, dry_run: bool, as_json: bool) -> None:
     """Rename what another writer (or an older format) left into this format; exit 1 on collisions."""
     root = _existing_store(store)
-    with _errors():
-        report = migrate_store(root, source=source, dry_run=dry_run)
+    report = migrate_store(root, source=source, dry_run=dry_run)
     renames = [{"from": str(r.source), "to": str(r.target), "kind": r.kind} for r in report.renamed]
     collisions = [{"from": str(r.source), "to": str(r.target), "kind": r.kind} for r in report.collisions]
     verb = "would rename" if dry_run else "renamed"
