@@ -105,8 +105,11 @@ class SnapshotSession:
 
             tests: dict[str, set[str] | None] = {}
             for item in items:
+                # Tests of one name in two classes share a directory: it keeps what either may use.
+                name = snapshot_directory_name(item.name)
                 clean = item.nodeid in self.passed and item.nodeid not in self.unclean
-                tests[snapshot_directory_name(item.name)] = self.used.get(item.nodeid, set()) if clean else None
+                used = tests.get(name, set())
+                tests[name] = None if not clean or used is None else used | self.used.get(item.nodeid, set())
             found = unused_snapshots(directory, tests)
             if self.update:
                 for path in found:

@@ -15,12 +15,11 @@ from group_store._snapshot import (
     MASKED,
     Masks,
     StoreSnapshot,
-    UnmatchedMaskWarning,
     render,
     unused_snapshots,
     write_golden,
 )
-from group_store.testing import FakeClock
+from group_store.testing import FakeClock, UnmatchedMaskWarning
 
 
 def masked(value: Any, *masks: str) -> Any:
