@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ._snapshot import UnmatchedMaskWarning as UnmatchedMaskWarning
+
 
 class FakeClock:
     """A clock for ``clock=``: time stands still until ``advance()`` moves it.

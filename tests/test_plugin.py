@@ -1,10 +1,26 @@
-"""The pytest plugin, run through pytester: fixtures, snapshots, masking, seeding."""
+"""The pytest plugin, run through pytester: fixtures, snapshots, masking, seeding, unused snapshots."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+# The test extra installs pytest-asyncio; without it only the test that needs it is skipped.
+HAS_PYTEST_ASYNCIO = importlib.util.find_spec("pytest_asyncio") is not None
+
+
+@pytest.fixture(autouse=True)
+def _settle_pytest_asyncio_option(request: pytest.FixtureRequest) -> None:
+    # pytest-asyncio warns in every run whose configuration leaves this option unset,
+    # so each inner run here would add a warning to the outer run's summary.
+    if HAS_PYTEST_ASYNCIO and "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester").makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+
 
 SNAPSHOT_TEST = """
 import re
@@ -80,11 +96,12 @@ def test_update_refreshes_and_prunes_stale_files(pytester: pytest.Pytester) -> N
     assert '"step": 5' in (golden(pytester) / "alice" / "agent" / "state.json").read_text()
 
 
-def test_a_reading_run_never_writes(pytester: pytest.Pytester) -> None:
+def test_a_first_run_says_no_snapshot_yet_and_never_writes(pytester: pytest.Pytester) -> None:
     write_test(pytester)
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*unexpected in the store*"])
+    result.stdout.fnmatch_lines(["*no snapshot yet: run pytest --store-snapshot-update to record*test_session*"])
+    result.stdout.no_fnmatch_line("*unexpected in the store*")
     assert not (pytester.path / "__store_snapshots__").exists()
 
 
@@ -192,3 +209,172 @@ def test_table_snapshots_mask_the_tables_times(pytester: pytest.Pytester) -> Non
     pytester.runpytest().assert_outcomes(passed=1)  # a later run, later times: still equal
     pytester.makepyfile(test_tables=TABLE_TEST.replace("TITLE", "Launch"))
     pytester.runpytest().assert_outcomes(failed=1)
+
+
+METADATA_TEST = """
+import pytest
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+def test_clocked(store, store_clock, store_snapshot):
+    store.save("cache", {"v": 1}, ttl=60)
+    store_snapshot.assert_match(store, include_metadata=True)
+
+def test_masked(store, store_snapshot):
+    store.save("cache", {"v": 1}, ttl=60)
+    store_snapshot.assert_match(store, include_metadata=True, mask=["$.expires_at.*"])
+
+@pytest.mark.anyio
+async def test_async_clocked(data_store, store_clock, store_snapshot):
+    data_store.save("cache", {"v": 1}, ttl=60)
+    assert (await data_store.expires_at("cache")).timestamp() == store_clock() + 60
+    store_snapshot.assert_match(data_store, include_metadata=True)
+"""
+
+
+def test_metadata_snapshots_pass_on_a_later_run_with_store_clock_or_a_sidecar_mask(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_meta=METADATA_TEST)
+    pytester.runpytest("--store-snapshot-update").assert_outcomes(passed=4)
+    base = pytester.path / "__store_snapshots__" / "test_meta"
+    assert '"2027-01-15T08:01:00+00:00"' in (base / "test_clocked" / "cache.meta.json").read_text()
+    assert '"<masked>"' in (base / "test_masked" / "cache.meta.json").read_text()
+    # A later run: other wall-clock times, other sidecar bytes on disk; the snapshots still hold.
+    pytester.runpytest("-W", "error::UserWarning").assert_outcomes(passed=4)
+
+
+UNUSED_TEST = """
+def test_a(store, store_snapshot):
+    store.save("a", 1)
+    store_snapshot.assert_match(store)
+
+def test_SECOND(store, store_snapshot):
+    store.save("b", 1)
+    store_snapshot.assert_match(store)
+
+def test_named(store, store_snapshot):
+    FAIL
+    store.save("n", 1)
+    store_snapshot.assert_match(store, name="one")
+    NAMED_TWO
+"""
+
+
+def write_unused_test(pytester: pytest.Pytester, second: str, named_two: bool, fail: bool = False) -> None:
+    source = UNUSED_TEST.replace("SECOND", second).replace("FAIL", "assert False" if fail else "pass")
+    two = 'store_snapshot.assert_match(store, name="two")' if named_two else "pass"
+    pytester.makepyfile(test_unused=source.replace("NAMED_TWO", two))
+
+
+def test_unused_snapshots_are_reported_and_removed_only_by_a_full_update_run(pytester: pytest.Pytester) -> None:
+    write_unused_test(pytester, second="b", named_two=True)
+    pytester.runpytest("--store-snapshot-update").assert_outcomes(passed=3)
+    base = pytester.path / "__store_snapshots__" / "test_unused"
+    assert sorted(p.name for p in base.iterdir()) == ["test_a", "test_b", "test_named"]
+
+    write_unused_test(pytester, second="c", named_two=False)  # test_b renamed, name="two" dropped
+    for partial in (["-k", "test_a or test_c"], ["test_unused.py::test_a", "test_unused.py::test_c"]):
+        result = pytester.runpytest("--store-snapshot-update", *partial)
+        result.assert_outcomes(passed=2)
+        result.stdout.no_fnmatch_line("*unused snapshot*")
+        assert (base / "test_b").is_dir()
+        assert (base / "test_named" / "two").is_dir()
+
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*group_store snapshots*",
+            "2 unused snapshot(s), which no collected test asserts (run with --store-snapshot-update to remove them):",
+            "  __store_snapshots__/test_unused/test_b",
+            "  __store_snapshots__/test_unused/test_named/two",
+        ]
+    )
+    assert (base / "test_b").is_dir()
+
+    result = pytester.runpytest("--store-snapshot-update")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["removed 2 unused snapshot(s):", "  __store_snapshots__/test_unused/test_b"])
+    assert sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_dir()) == [
+        "test_a",
+        "test_c",
+        "test_named",
+        "test_named/one",
+    ]
+    pytester.runpytest().stdout.no_fnmatch_line("*unused snapshot*")
+
+    # A test that fails before its assertions keeps its snapshots.
+    write_unused_test(pytester, second="c", named_two=False, fail=True)
+    result = pytester.runpytest("--store-snapshot-update")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.no_fnmatch_line("*unused snapshot*")
+    assert (base / "test_named" / "one" / "n.json").is_file()
+
+
+DATA_STORE_TEST = """
+import pytest
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+@pytest.mark.MARK
+async def test_data_store(data_store, store):
+    data_store.save("k", {"v": 1}, ttl=60)
+    assert await data_store.load("k") == {"v": 1}
+    await data_store.flush()
+    assert store.load("k") == {"v": 1}
+"""
+
+
+@pytest.mark.parametrize(
+    ("mark", "options", "passed"),
+    [
+        ("anyio", ["-p", "no:asyncio"], 2),
+        ("anyio", [], 2),
+        ("asyncio", [], 1),
+        ("asyncio", ["-o", "asyncio_mode=auto"], 1),
+    ],
+    ids=["anyio", "anyio-beside-pytest-asyncio", "pytest-asyncio-strict", "pytest-asyncio-auto"],
+)
+def test_data_store_works_without_warnings_under_anyio_and_pytest_asyncio(
+    pytester: pytest.Pytester, mark: str, options: list[str], passed: int
+) -> None:
+    if not HAS_PYTEST_ASYNCIO:
+        pytest.skip("pytest-asyncio is not installed (it is in the test extra)")
+    if "no:asyncio" in options:
+        (pytester.path / "tox.ini").unlink()  # without pytest-asyncio its option is unknown: a warning
+    pytester.makepyfile(test_ds=DATA_STORE_TEST.replace("MARK", mark))
+    pytester.runpytest("-W", "error", *options).assert_outcomes(passed=passed)
+
+
+def test_importing_the_plugin_imports_no_store_module_of_its_own() -> None:
+    # group_store/__init__.py itself imports the store (see the report on issue 15 item 5);
+    # what the plugin adds on import must be nothing but itself.
+    code = (
+        "import sys, group_store; before = set(sys.modules); import group_store.pytest_plugin; "
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('group_store')))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert output.stdout.strip() == "['group_store.pytest_plugin']"
+
+
+SYS_MODULES_CONFTEST = """
+import sys
+
+def pytest_unconfigure(config):
+    loaded = sorted(m for m in ("group_store._snapshot", "group_store.testing") if m in sys.modules)
+    (config.rootpath / "loaded.txt").write_text(" ".join(loaded))
+"""
+
+
+def test_a_run_that_uses_no_fixture_imports_no_snapshot_module(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(SYS_MODULES_CONFTEST)
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    assert (pytester.path / "loaded.txt").read_text() == ""
+    pytester.makepyfile(test_plain="def test_plain(store_snapshot, store_clock):\n    assert True\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    assert (pytester.path / "loaded.txt").read_text() == "group_store._snapshot group_store.testing"
