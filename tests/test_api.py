@@ -26,6 +26,10 @@ from group_store import (
 
 def test_all_is_sorted_and_complete() -> None:
     assert group_store.__all__ == sorted(group_store.__all__)
+    # The names are imported on first use: each must resolve, and __all__ must list them all.
+    assert set(group_store._EXPORTS) == set(group_store.__all__)
+    for name in group_store.__all__:
+        getattr(group_store, name)
     submodules = {"testing", "pytest_plugin", "repos", "integrations"}
     # pytest rewrites asserts in packages that ship a plugin and adds "@py_builtins" and the like.
     public = {
