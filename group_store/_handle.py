@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.lowlevel import EventLoopToken, current_token
 
 T = TypeVar("T")
+logger = logging.getLogger("group_store")
 
 # One lock for every handle's slow paths (registering a waiter, settling). A handle
 # stays a few plain fields until someone waits: a lock and an event per handle cost
@@ -41,9 +43,17 @@ class WriteHandle(Generic[T]):
     cancelling an ``await`` stops only the waiting; the write itself still
     happens. Works under asyncio and trio, from any task, any number of times;
     ``result()`` waits from plain threads.
+
+    It also speaks enough of ``asyncio.Future`` for code written against one (Group
+    Genie 0.0.2's ``save()`` returned a Future): ``asyncio.wait``, ``gather``,
+    ``shield`` and ``wait_for`` take it as the awaitable it is; ``add_done_callback``,
+    ``remove_done_callback``, ``done``, ``result``, ``exception``, ``cancelled`` and
+    ``cancel`` behave as on a Future, except that a write cannot be cancelled
+    (``cancel()`` returns ``False``) and ``result()`` of a pending handle waits for it
+    instead of raising ``InvalidStateError``. No thread is started per handle.
     """
 
-    __slots__ = ("_done", "_error", "_event", "_observed", "_value", "_waiters")
+    __slots__ = ("_callbacks", "_done", "_error", "_event", "_observed", "_value", "_waiters")
 
     def __init__(self) -> None:
         self._done = False
@@ -53,6 +63,7 @@ class WriteHandle(Generic[T]):
         # Created only when someone waits (see _guard).
         self._event: threading.Event | None = None
         self._waiters: list[tuple[EventLoopToken, anyio.Event]] | None = None
+        self._callbacks: list[tuple[Callable[[WriteHandle[T]], object], EventLoopToken | None]] | None = None
 
     def done(self) -> bool:
         """True once the write has finished, successfully or not."""
@@ -79,6 +90,53 @@ class WriteHandle(Generic[T]):
             self._observed = True
         return self._error
 
+    def cancelled(self) -> bool:
+        """Always ``False``: a queued write is never cancelled (see the class docstring)."""
+        return False
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Refuse, as a finished Future does: a write that was issued will happen. Returns ``False``."""
+        return False
+
+    def add_done_callback(self, callback: Callable[[WriteHandle[T]], object]) -> None:
+        """Call ``callback(handle)`` once the write has finished (at once if it has).
+
+        Called from an event loop (asyncio or trio), the callback runs in that loop,
+        as ``asyncio.Future`` callbacks do; from a plain thread, it runs in the thread
+        that finishes the write (the writer's), so keep it short. An exception it
+        raises is logged on the ``group_store`` logger (or the loop's handler), never
+        raised into the writer.
+        """
+        try:
+            token: EventLoopToken | None = current_token()
+        except RuntimeError:
+            token = None  # no event loop in this thread
+        with _guard:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append((callback, token))
+                return
+        self._call_back(callback, token)
+
+    def remove_done_callback(self, callback: Callable[[WriteHandle[T]], object]) -> int:
+        """Forget every registration of ``callback``; return how many there were."""
+        with _guard:
+            kept = [entry for entry in self._callbacks or () if entry[0] != callback]
+            removed = len(self._callbacks or ()) - len(kept)
+            self._callbacks = kept or None
+        return removed
+
+    def _call_back(self, callback: Callable[[WriteHandle[T]], object], token: EventLoopToken | None) -> None:
+        if token is not None:
+            with contextlib.suppress(anyio.RunFinishedError, RuntimeError):  # that loop has ended
+                token.backend_class.run_sync_soon(callback, (self,), token.native_token)
+            return
+        try:
+            callback(self)
+        except Exception:
+            logger.exception("group_store: a WriteHandle done-callback raised")
+
     def _outcome(self) -> T:
         self._observed = True
         if self._error is not None:
@@ -91,9 +149,12 @@ class WriteHandle(Generic[T]):
             self._value, self._error = value, error
             self._done = True
             waiters, self._waiters = self._waiters, None
+            callbacks, self._callbacks = self._callbacks, None
             event = self._event
         if event is not None:
             event.set()
+        for callback, token in callbacks or ():
+            self._call_back(callback, token)
         for token, loop_event in waiters or ():
             # That event loop has ended (or is closing): nobody is left to wake, and the
             # writer thread that calls this must never die of it.
