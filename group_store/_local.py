@@ -156,34 +156,39 @@ class LocalStorage:
         finally:
             os.close(fd)
 
-    def read_tail(self, directory: str, name: str, size: int) -> tuple[bytes, bool] | None:
+    def _open_for_reading(self, directory: str, name: str) -> tuple[int, os.stat_result] | None:
+        """A read descriptor of the regular file ``name`` and its status (the caller closes
+        it), or ``None`` if it or its directory does not exist."""
         with self._dir(directory, create=False) as dir_fd:
             if dir_fd is None:
                 return None
             try:
-                fd, status = self._open_regular_sized(dir_fd, directory, name, _READ_FLAGS)
+                return self._open_regular_sized(dir_fd, directory, name, _READ_FLAGS)
             except FileNotFoundError:
                 return None
-            try:
-                if status.st_size <= size:
-                    return _read_all(fd, status.st_size), True
-                return os.pread(fd, size, status.st_size - size), False
-            finally:
-                os.close(fd)
+
+    def read_tail(self, directory: str, name: str, size: int) -> tuple[bytes, bool] | None:
+        found = self._open_for_reading(directory, name)
+        if found is None:
+            return None
+        fd, status = found
+        try:
+            if status.st_size <= size:
+                return _read_all(fd, status.st_size), True
+            return os.pread(fd, size, status.st_size - size), False
+        finally:
+            os.close(fd)
 
     def read_pinned(self, directory: str, name: str) -> tuple[bytes, int, os.stat_result] | None:
-        with self._dir(directory, create=False) as dir_fd:
-            if dir_fd is None:
-                return None
-            try:
-                fd, status = self._open_regular_sized(dir_fd, directory, name, _READ_FLAGS)
-            except FileNotFoundError:
-                return None
-            try:
-                return _read_all(fd, status.st_size), fd, status
-            except BaseException:
-                os.close(fd)
-                raise
+        found = self._open_for_reading(directory, name)
+        if found is None:
+            return None
+        fd, status = found
+        try:
+            return _read_all(fd, status.st_size), fd, status
+        except BaseException:
+            os.close(fd)
+            raise
 
     def kind(self, directory: str, name: str) -> Kind | None:
         return self.kinds(directory, (name,))[0]
