@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 # The langgraph extra and test peers are part of what CI installs: a missing one fails loudly, never skips.
 import pydantic
 import pytest
@@ -147,13 +149,9 @@ VALUES: dict[str, Any] = {
     "exception": ValueError("boom"),
     "nested": {"messages": [HumanMessage(content="q", id="n1")], "when": WHEN, "ids": {uuid.UUID(int=1)}},
 }
-try:
-    import numpy as np
-
-    VALUES["numpy"] = np.arange(6, dtype=np.float32).reshape(2, 3)
-    VALUES["numpy fortran"] = np.asfortranarray(np.arange(4, dtype=np.int64).reshape(2, 2))
-except ImportError:  # pragma: no cover - numpy is optional
-    pass
+# numpy arrays are among what the default serializer supports; numpy is a test dependency.
+VALUES["numpy"] = np.arange(6, dtype=np.float32).reshape(2, 3)
+VALUES["numpy fortran"] = np.asfortranarray(np.arange(4, dtype=np.int64).reshape(2, 2))
 
 
 def same(a: Any, b: Any) -> bool:
