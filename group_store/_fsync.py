@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -30,6 +31,28 @@ MAX_HELPERS = 15
 """Helper threads at most (plus the calling thread): 16 fsyncs in flight."""
 
 _IDLE_SECONDS = 1.0
+
+
+# Process-directed signals a program handles (Ctrl-C, kill, hangups, its own user signals).
+_APPLICATION_SIGNALS = frozenset(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+    if hasattr(signal, name)
+)
+
+
+def leave_signals_to_the_main_thread() -> None:
+    """Block the application's signals in the calling (background) thread.
+
+    The kernel delivers a process-directed signal to any thread that does not block
+    it, but Python runs signal handlers only in the main thread. If a thread of ours
+    takes SIGINT while the main thread sleeps in an event loop's select() (asyncio
+    sets no wakeup descriptor for its Ctrl-C handler), the handler runs only when
+    something else wakes the loop: Ctrl-C during ``await store.flush()`` hung. Every
+    thread group_store starts calls this first, so such signals go to the main thread.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, _APPLICATION_SIGNALS)
 
 
 class _Job(Generic[T, R]):
@@ -87,6 +110,7 @@ class _Helpers:
                 self._alive += 1
 
     def _serve(self) -> None:
+        leave_signals_to_the_main_thread()
         while True:
             try:
                 job = self._jobs.get(timeout=_IDLE_SECONDS)

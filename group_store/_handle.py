@@ -22,6 +22,9 @@ logger = logging.getLogger("group_store")
 # nothing measurable (the per-handle lock it replaces was taken just as often).
 _guard = threading.Lock()
 
+# How often a task waiting for a write wakes up anyway (see WriteHandle._wait).
+_POLL_SECONDS = 0.25
+
 
 def _reset_after_fork() -> None:
     # A writer thread of the parent may have held the guard at the fork; the child has none.
@@ -173,7 +176,13 @@ class WriteHandle(Generic[T]):
                     self._waiters.append(entry)
             if registered:
                 try:
-                    await event.wait()
+                    # Woken at least every _POLL_SECONDS: Python runs a signal handler
+                    # only when the main thread runs bytecode, and a Ctrl-C whose wakeup
+                    # never reached the event loop's select() would otherwise wait here
+                    # for ever (seen: Ctrl-C during a durable flush hung 1 run in ~10).
+                    while not event.is_set():
+                        with anyio.move_on_after(_POLL_SECONDS):
+                            await event.wait()
                 finally:
                     with _guard:
                         if self._waiters is not None and entry in self._waiters:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ._engine import Engine
 from ._errors import StoreClosedError
+from ._fsync import leave_signals_to_the_main_thread
 from ._handle import WriteHandle, settled
 from ._layout import Location
 
@@ -333,6 +334,7 @@ class Writer:
         return self._thread
 
     def _run(self) -> None:
+        leave_signals_to_the_main_thread()
         while True:
             with self._condition:
                 if not self._queue and not self._closed:
