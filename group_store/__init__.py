@@ -132,9 +132,10 @@ def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups bypass __getattr__
-    return value
+    # Not cached in globals(): each lookup names what the module in sys.modules holds now,
+    # so a caller that drops and re-imports submodules (pytester's in-process runs do)
+    # never mixes a class from the old module with instances of the new one.
+    return getattr(_importlib.import_module(module, __name__), name)
 
 
 def __dir__() -> list[str]:
