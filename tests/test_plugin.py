@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-# The test extra installs pytest-asyncio; without it only the test that needs it is skipped.
-HAS_PYTEST_ASYNCIO = importlib.util.find_spec("pytest_asyncio") is not None
+# pytest-asyncio is in the test extra (CI installs it): a missing one fails loudly, never skips.
+import pytest_asyncio  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
 def _settle_pytest_asyncio_option(request: pytest.FixtureRequest) -> None:
     # pytest-asyncio warns in every run whose configuration leaves this option unset,
     # so each inner run here would add a warning to the outer run's summary.
-    if HAS_PYTEST_ASYNCIO and "pytester" in request.fixturenames:
+    if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester").makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
 
 
@@ -341,8 +340,6 @@ async def test_data_store(data_store, store):
 def test_data_store_works_without_warnings_under_anyio_and_pytest_asyncio(
     pytester: pytest.Pytester, mark: str, options: list[str], passed: int
 ) -> None:
-    if not HAS_PYTEST_ASYNCIO:
-        pytest.skip("pytest-asyncio is not installed (it is in the test extra)")
     if "no:asyncio" in options:
         (pytester.path / "tox.ini").unlink()  # without pytest-asyncio its option is unknown: a warning
     pytester.makepyfile(test_ds=DATA_STORE_TEST.replace("MARK", mark))
