@@ -315,7 +315,7 @@ def _split_key(words: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
 def _note_undecodable(count: int) -> None:
     note = undecodable_note(count)
     if note is not None:
-        click.echo(f"group-store: {note}", err=True)
+        click.echo(f"group-store: warning: {note}", err=True)
 
 
 def _size(count: int) -> str:

@@ -34,9 +34,7 @@ def test_all_is_sorted_and_complete() -> None:
     # pytest rewrites asserts in packages that ship a plugin and adds "@py_builtins" and the like.
     # dir() is what a user sees: exactly __all__ besides the submodules.
     public = {
-        name
-        for name in dir(group_store)
-        if name.isidentifier() and not name.startswith("_") and name not in submodules
+        name for name in dir(group_store) if name.isidentifier() and not name.startswith("_") and name not in submodules
     }
     assert public == set(group_store.__all__)
 

@@ -195,7 +195,7 @@ TESTED = {
 def test_every_public_error_class_has_a_case_here() -> None:
     public = {
         obj
-        for obj in vars(group_store).values()
+        for obj in (getattr(group_store, name) for name in group_store.__all__)
         if isinstance(obj, type) and issubclass(obj, GroupStoreError) and obj is not GroupStoreError
     }
     assert public == TESTED

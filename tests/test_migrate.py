@@ -207,8 +207,8 @@ def test_listings_say_how_many_names_do_not_decode(tmp_path: Path, command: str)
     assert note.endswith("names do not decode as keys and are not listed (run group-store migrate?)")
     if top_level is not None:
         assert (
-            note
-            == f"group-store: {top_level} names do not decode as keys and are not listed (run group-store migrate?)"
+            note == f"group-store: warning: {top_level} names do not decode as keys"
+            " and are not listed (run group-store migrate?)"
         )
     migrate_store(tmp_path)
     after = runner.invoke(cli, [command, str(tmp_path)])
