@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 
 from group_store import Store, diff_stores, export_store, verify_store
-from group_store._codec import encode_document
+from group_store._format.codec import encode_document
 
 PER_SESSION = 1000
 

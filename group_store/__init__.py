@@ -9,11 +9,15 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from ._archive import export_store as export_store
-    from ._datastore import DataStore as DataStore
-    from ._diff import EntryChange as EntryChange
-    from ._diff import StoreDiff as StoreDiff
-    from ._diff import diff_stores as diff_stores
+    from ._api.datastore import DataStore as DataStore
+    from ._api.handle import WriteHandle as WriteHandle
+    from ._api.store import Store as Store
+    from ._api.table import AsyncTable as AsyncTable
+    from ._api.table import Table as Table
+    from ._api.writer import WriterStatistics as WriterStatistics
+    from ._engine.inventory import Entry as Entry
+    from ._engine.inventory import walk as walk
+    from ._engine.table_core import Record as Record
     from ._errors import CorruptEntryError as CorruptEntryError
     from ._errors import DuplicateKeyError as DuplicateKeyError
     from ._errors import EntryKindError as EntryKindError
@@ -27,23 +31,19 @@ if _typing.TYPE_CHECKING:
     from ._errors import StorageError as StorageError
     from ._errors import StoreClosedError as StoreClosedError
     from ._errors import UnsafeFileError as UnsafeFileError
-    from ._handle import WriteHandle as WriteHandle
-    from ._import import import_store as import_store
-    from ._inventory import Entry as Entry
-    from ._inventory import walk as walk
-    from ._migrate import MigrationReport as MigrationReport
-    from ._migrate import Rename as Rename
-    from ._migrate import migrate_store as migrate_store
-    from ._schema import TableSchema as TableSchema
-    from ._store import Store as Store
-    from ._table import AsyncTable as AsyncTable
-    from ._table import Table as Table
-    from ._table_core import Record as Record
-    from ._verify import Problem as Problem
-    from ._verify import VerifyReport as VerifyReport
-    from ._verify import format_store as format_store
-    from ._verify import verify_store as verify_store
-    from ._writer import WriterStatistics as WriterStatistics
+    from ._format.schema import TableSchema as TableSchema
+    from .tools._archive import export_store as export_store
+    from .tools._diff import EntryChange as EntryChange
+    from .tools._diff import StoreDiff as StoreDiff
+    from .tools._diff import diff_stores as diff_stores
+    from .tools._import import import_store as import_store
+    from .tools._migrate import MigrationReport as MigrationReport
+    from .tools._migrate import Rename as Rename
+    from .tools._migrate import migrate_store as migrate_store
+    from .tools._verify import Problem as Problem
+    from .tools._verify import VerifyReport as VerifyReport
+    from .tools._verify import format_store as format_store
+    from .tools._verify import verify_store as verify_store
 
 # A literal, not importlib.metadata: it names the code actually imported (a source tree
 # on PYTHONPATH can differ from the installed distribution). tests/test_version.py keeps it
@@ -52,11 +52,11 @@ __version__ = "0.1.0"
 
 # Where each public name lives; __getattr__ imports it from there on first use.
 _EXPORTS = {
-    "export_store": "._archive",
-    "DataStore": "._datastore",
-    "EntryChange": "._diff",
-    "StoreDiff": "._diff",
-    "diff_stores": "._diff",
+    "export_store": ".tools._archive",
+    "DataStore": "._api.datastore",
+    "EntryChange": ".tools._diff",
+    "StoreDiff": ".tools._diff",
+    "diff_stores": ".tools._diff",
     "CorruptEntryError": "._errors",
     "DuplicateKeyError": "._errors",
     "EntryKindError": "._errors",
@@ -70,23 +70,23 @@ _EXPORTS = {
     "StorageError": "._errors",
     "StoreClosedError": "._errors",
     "UnsafeFileError": "._errors",
-    "WriteHandle": "._handle",
-    "import_store": "._import",
-    "Entry": "._inventory",
-    "walk": "._inventory",
-    "MigrationReport": "._migrate",
-    "Rename": "._migrate",
-    "migrate_store": "._migrate",
-    "TableSchema": "._schema",
-    "Store": "._store",
-    "AsyncTable": "._table",
-    "Table": "._table",
-    "Record": "._table_core",
-    "Problem": "._verify",
-    "VerifyReport": "._verify",
-    "format_store": "._verify",
-    "verify_store": "._verify",
-    "WriterStatistics": "._writer",
+    "WriteHandle": "._api.handle",
+    "import_store": ".tools._import",
+    "Entry": "._engine.inventory",
+    "walk": "._engine.inventory",
+    "MigrationReport": ".tools._migrate",
+    "Rename": ".tools._migrate",
+    "migrate_store": ".tools._migrate",
+    "TableSchema": "._format.schema",
+    "Store": "._api.store",
+    "AsyncTable": "._api.table",
+    "Table": "._api.table",
+    "Record": "._engine.table_core",
+    "Problem": ".tools._verify",
+    "VerifyReport": ".tools._verify",
+    "format_store": ".tools._verify",
+    "verify_store": ".tools._verify",
+    "WriterStatistics": "._api.writer",
 }
 
 __all__ = [

@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; it needs the ``cli`` extra (click)."""
     try:
-        from ._cli import cli
+        from .cli import cli
     except ModuleNotFoundError as exc:
         if exc.name != "click":
             raise

@@ -26,8 +26,8 @@ import pytest
 
 if TYPE_CHECKING:
     from group_store import DataStore, Store
-    from group_store._snapshot import StoreSnapshot
     from group_store.testing import FakeClock
+    from group_store.tools._snapshot import StoreSnapshot
 
 SNAPSHOT_DIRECTORY = "__store_snapshots__"
 
@@ -101,7 +101,7 @@ class SnapshotSession:
             if module in self.partial or not directory.is_dir():
                 continue
             # Only here, for a module that has snapshots, is group_store imported.
-            from group_store._snapshot import remove_snapshot, unused_snapshots
+            from group_store.tools._snapshot import remove_snapshot, unused_snapshots
 
             tests: dict[str, set[str] | None] = {}
             for item in items:
@@ -134,7 +134,7 @@ class SnapshotSession:
 
 def snapshot_directory_name(name: str) -> str:
     """The directory of a test's snapshots under ``__store_snapshots__/<module>/``."""
-    from group_store._keys import encode_segment
+    from group_store._format.keys import encode_segment
 
     return encode_segment(name)
 
@@ -204,7 +204,7 @@ def data_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataS
 @pytest.fixture
 def store_snapshot(request: pytest.FixtureRequest) -> StoreSnapshot:
     """Compare stores with ``__store_snapshots__/<test module>/<test name>/`` beside the test file."""
-    from group_store._snapshot import StoreSnapshot
+    from group_store.tools._snapshot import StoreSnapshot
 
     module = request.path.stem
     directory = request.path.parent / SNAPSHOT_DIRECTORY / module / snapshot_directory_name(request.node.name)

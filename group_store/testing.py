@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ._snapshot import UnmatchedMaskWarning as UnmatchedMaskWarning
+from .tools._snapshot import UnmatchedMaskWarning as UnmatchedMaskWarning
 
 
 class FakeClock:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from group_store import Store
-from group_store._engine import Engine
-from group_store._expiry import Clock
-from group_store._local import LocalStorage
-from group_store._view import View
+from group_store._api.view import View
+from group_store._engine.engine import Engine
+from group_store._format.expiry import Clock
+from group_store.storage._local import LocalStorage
 
 MUTATING = frozenset({"write", "write_many", "append", "remove"})
 

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import setuptools
 
 import group_store
 from group_store import (
@@ -30,7 +31,7 @@ def test_all_is_sorted_and_complete() -> None:
     assert set(group_store._EXPORTS) == set(group_store.__all__)
     for name in group_store.__all__:
         getattr(group_store, name)
-    submodules = {"testing", "pytest_plugin", "repos", "integrations"}
+    submodules = {"testing", "pytest_plugin", "repos", "integrations", "storage", "tools", "cli"}
     # pytest rewrites asserts in packages that ship a plugin and adds "@py_builtins" and the like.
     # dir() is what a user sees: exactly __all__ besides the submodules.
     public = {
@@ -79,6 +80,7 @@ def test_storage_error_keeps_errno_through_pickle() -> None:
 
 def test_every_subpackage_is_packaged() -> None:
     root = Path(__file__).resolve().parent.parent
-    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    find = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packaged = set(setuptools.find_packages(root, include=find["include"]))
     found = {".".join(init.parent.relative_to(root).parts) for init in (root / "group_store").rglob("__init__.py")}
-    assert found == listed
+    assert found == packaged

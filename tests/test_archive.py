@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from group_store import CorruptEntryError, GroupStoreError, Store, diff_stores, export_store, import_store
-from group_store._local import LocalStorage
+from group_store.storage._local import LocalStorage
 
 LONG_KEY = "long-" + "k" * 300  # a hashed file name, its text in NAME.key
 LONG_DIR = "dir-" + "d" * 300  # a hashed directory name, its text in NAME/.key

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from group_store import Store
-from group_store._cli import cli
-from group_store._expiry import encode_sidecar
-from group_store._layout import temp_name
+from group_store._format.expiry import encode_sidecar
+from group_store._format.layout import temp_name
+from group_store.cli import cli
 from group_store.testing import FakeClock
 
 COMMANDS = sorted(cli.commands)
@@ -369,7 +369,7 @@ def test_a_bug_is_reported_in_one_line_not_a_traceback(built: Path, monkeypatch:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something the library never meant to raise")
 
-    monkeypatch.setattr("group_store._cli.verify_store", broken)
+    monkeypatch.setattr("group_store.cli.verify_store", broken)
     line = _assert_one_error_line(run("verify", str(built)))
     assert "internal error" in line
     assert "RuntimeError: something the library never meant to raise" in line
@@ -382,7 +382,7 @@ def test_an_interrupt_exits_130(built: Path, monkeypatch: pytest.MonkeyPatch) ->
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("group_store._cli.verify_store", interrupted)
+    monkeypatch.setattr("group_store.cli.verify_store", interrupted)
     result = run("verify", str(built))
     assert result.exit_code == 130
     assert result.stderr == "group-store: interrupted\n"

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from group_store import Store
-from group_store._cli import cli
-from group_store._expiry import encode_sidecar
+from group_store._format.expiry import encode_sidecar
+from group_store.cli import cli
 
 COMMANDS = sorted(cli.commands)
 LINE_PREFIXES = ("group-store: error: ", "group-store: skipped: ", "group-store: warning: ")

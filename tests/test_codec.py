@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from group_store import CorruptEntryError, SerializationError
-from group_store._codec import decode_document, decode_log, encode_document, encode_lines, split_log
+from group_store._format.codec import decode_document, decode_log, encode_document, encode_lines, split_log
 
 json_values = st.recursive(
     st.none()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from group_store import Store
-from group_store._local import GROUP_COMMIT_DESCRIPTORS, LocalStorage
+from group_store.storage._local import GROUP_COMMIT_DESCRIPTORS, LocalStorage
 
 BURST = 5000
 

@@ -35,7 +35,7 @@ from group_store import (
     Table,
     UnsafeFileError,
 )
-from group_store._local import LocalStorage
+from group_store.storage._local import LocalStorage
 
 
 def _raised(expected: type[GroupStoreError], action: Callable[[], object]) -> GroupStoreError:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from group_store._expiry import (
+from group_store._format.expiry import (
     UNBOUND,
     SidecarVerdict,
     bound_expiry,

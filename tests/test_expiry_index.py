@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from group_store import Store, export_store, format_store, import_store
-from group_store._expiry import index_line, parse_index, render_index
-from group_store._local import LocalStorage
+from group_store._format.expiry import index_line, parse_index, render_index
+from group_store.storage._local import LocalStorage
 from group_store.testing import FakeClock
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from group_store import DataStore, GroupStoreError, StorageError, Store, UnsafeFileError
-from group_store._local import LocalStorage
+from group_store.storage._local import LocalStorage
 
 
 async def _settle(store: DataStore) -> None:

@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from group_store import DataStore, FormatVersionError, Store, verify_store, walk
-from group_store._cli import cli
-from group_store._layout import FORMAT_MARKER, FORMAT_VERSION, is_temp_name, temp_name
-from group_store._local import LocalStorage
-from group_store._snapshot import Masks, render
-from group_store._sweep import sweep
+from group_store._engine.sweep import sweep
+from group_store._format.layout import FORMAT_MARKER, FORMAT_VERSION, is_temp_name, temp_name
+from group_store.cli import cli
+from group_store.storage._local import LocalStorage
+from group_store.tools._snapshot import Masks, render
 
 MARKER = b'{"format":1}\n'
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from group_store import Store
-from group_store._fsync import MAX_HELPERS, fan_out
-from group_store._writer import Writer
+from group_store._api.writer import Writer
+from group_store.storage._fsync import MAX_HELPERS, fan_out
 
 
 def _refuse_threads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,7 +35,7 @@ def test_fan_out_returns_every_result_in_item_order() -> None:
 
 
 def test_fan_out_works_when_no_helper_thread_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    import group_store._fsync as fsync
+    import group_store.storage._fsync as fsync
 
     monkeypatch.setattr(fsync, "_helpers", fsync._Helpers())  # none started yet
     _refuse_threads(monkeypatch)

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from group_store import KeyNotFoundError, Store
-from group_store._codec import encode_document
-from group_store._layout import Location
+from group_store._format.codec import encode_document
+from group_store._format.layout import Location
 from group_store.testing import FakeClock
 
 from .steps import StoppedError, stopping_store

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from group_store import InvalidKeyError
-from group_store._keys import MAX_NAME_BYTES, decode_segment, encode_segment, is_hashed_name
+from group_store._format.keys import MAX_NAME_BYTES, decode_segment, encode_segment, is_hashed_name
 
 keys = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=300) | st.text(
     "ab_-", min_size=190, max_size=260

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from group_store._keys import encode_segment
-from group_store._layout import classify, is_own_key_file, is_temp_name, key_for_name, temp_name
-from group_store._storage import Kind, Listing
+from group_store._format.keys import encode_segment
+from group_store._format.layout import classify, is_own_key_file, is_temp_name, key_for_name, temp_name
+from group_store.storage._base import Kind, Listing
 
 LONG = "y" * 300
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from group_store import DataStore, GroupStoreError, StorageError, Store, UnsafeFileError
-from group_store._directories import _UNSYNCED_LIMIT
-from group_store._layout import FORMAT_MARKER, encode_format_marker
-from group_store._local import LocalStorage
+from group_store._format.layout import FORMAT_MARKER, encode_format_marker
+from group_store.storage._directories import _UNSYNCED_LIMIT
+from group_store.storage._local import LocalStorage
 from group_store.testing import FakeClock
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="maps descriptors via /proc/self/fd")

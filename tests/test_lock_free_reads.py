@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from group_store import KeyNotFoundError, Store
-from group_store import _local as local_module
+from group_store.storage import _local as local_module
 from group_store.testing import FakeClock
 
 

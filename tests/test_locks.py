@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from group_store import Store, UnsafeFileError
-from group_store._local import LocalStorage
-from group_store._locks import IDLE_LOCK_DESCRIPTORS, LockTable, process_locks
+from group_store.storage._local import LocalStorage
+from group_store.storage._locks import IDLE_LOCK_DESCRIPTORS, LockTable, process_locks
 
 from .processes import run_processes
 

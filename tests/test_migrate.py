@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from group_store import StorageError, Store, migrate_store, verify_store
-from group_store._cli import cli
-from group_store._keys import encode_segment
-from group_store._layout import FORMAT_MARKER
+from group_store._format.keys import encode_segment
+from group_store._format.layout import FORMAT_MARKER
+from group_store.cli import cli
 
 from .genie import datastore_0_0_2 as genie2
 from .genie import datastore_0_0_4 as genie4

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from group_store import InvalidArgumentError, Store
-from group_store._snapshot import (
+from group_store.testing import FakeClock, UnmatchedMaskWarning
+from group_store.tools._snapshot import (
     MASKED,
     Masks,
     StoreSnapshot,
@@ -19,7 +20,6 @@ from group_store._snapshot import (
     unused_snapshots,
     write_golden,
 )
-from group_store.testing import FakeClock, UnmatchedMaskWarning
 
 
 def masked(value: Any, *masks: str) -> Any:

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from group_store import Store, format_store, verify_store
-from group_store._expiry import digest, encode_sidecar
-from group_store._local import LocalStorage
+from group_store._format.expiry import digest, encode_sidecar
+from group_store.storage._local import LocalStorage
 from group_store.testing import FakeClock
 
 

@@ -22,9 +22,9 @@ from group_store import (
     Store,
     UnsafeFileError,
 )
-from group_store import _engine as engine_module
-from group_store._expiry import encode_sidecar
-from group_store._layout import Location, temp_name
+from group_store._engine import engine as engine_module
+from group_store._format.expiry import encode_sidecar
+from group_store._format.layout import Location, temp_name
 from group_store.testing import FakeClock
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from group_store import CorruptEntryError, Store, UnsafeFileError
-from group_store._expiry import digest, encode_sidecar
-from group_store._keys import encode_segment
-from group_store._layout import temp_name
-from group_store._local import LocalStorage
+from group_store._format.expiry import digest, encode_sidecar
+from group_store._format.keys import encode_segment
+from group_store._format.layout import temp_name
+from group_store.storage._local import LocalStorage
 from group_store.testing import FakeClock
 
 from .steps import StoppingStorage, store_on

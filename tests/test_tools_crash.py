@@ -29,11 +29,11 @@ import orjson
 import pytest
 
 from group_store import CorruptEntryError, Store, export_store, format_store, import_store, verify_store
-from group_store._codec import encode_document
-from group_store._engine import Engine
-from group_store._expiry import digest, encode_sidecar
-from group_store._layout import encode_directory, temp_name
-from group_store._local import LocalStorage
+from group_store._engine.engine import Engine
+from group_store._format.codec import encode_document
+from group_store._format.expiry import digest, encode_sidecar
+from group_store._format.layout import encode_directory, temp_name
+from group_store.storage._local import LocalStorage
 from tests.test_archive import STATES, _observe, _write_state
 from tests.test_crash import run_then_kill
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from group_store import CorruptEntryError, GroupStoreError, Store, format_store, verify_store
-from group_store._engine import Engine
-from group_store._expiry import digest, encode_sidecar
-from group_store._layout import temp_name
-from group_store._local import LocalStorage
+from group_store._engine.engine import Engine
+from group_store._format.expiry import digest, encode_sidecar
+from group_store._format.layout import temp_name
+from group_store.storage._local import LocalStorage
 from tests.test_archive import _instrument
 from tests.test_tools_crash import _build_fixable_store, _damage, _expected
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from group_store import CorruptEntryError, GroupStoreError, StorageError, Store, UnsafeFileError, walk
-from group_store._local import LocalStorage
+from group_store.storage._local import LocalStorage
 
 LONG_KEY = "k" * 300
 

@@ -1,4 +1,4 @@
-"""One named test per clause of the write queue's contract (see group_store._writer.Writer)."""
+"""One named test per clause of the write queue's contract (see group_store._api.writer.Writer)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import anyio
 import pytest
 
 from group_store import DataStore, Store, StoreClosedError
-from group_store._engine import Engine
-from group_store._layout import Location
-from group_store._writer import _OP_COST, Writer
+from group_store._api.writer import _OP_COST, Writer
+from group_store._engine.engine import Engine
+from group_store._format.layout import Location
 
 pytestmark = pytest.mark.anyio
 
@@ -174,7 +174,7 @@ async def test_one_writer_thread_serves_every_view(tmp_path: Path) -> None:
 
 
 def test_writer_thread_exits_when_idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("group_store._writer._IDLE_SECONDS", 0.01)
+    monkeypatch.setattr("group_store._api.writer._IDLE_SECONDS", 0.01)
     writer = Writer(Store(tmp_path)._engine)
     loc = Store(tmp_path)._location("k")
     writer.save(loc, b"1\n", None).result(timeout=10)
@@ -188,7 +188,7 @@ def test_writer_thread_exits_when_idle(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 async def test_durable_saves_of_a_batch_share_one_group_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import group_store._local as local
+    import group_store.storage._local as local
 
     group_sizes: list[int] = []
     original = local._fsync_all
@@ -304,7 +304,7 @@ def test_back_pressure_bounds_memory_of_tiny_saves(tmp_path: Path) -> None:
 
 async def test_unreported_failures_are_counted_beyond_those_kept(tmp_path: Path) -> None:
     from group_store import UnsafeFileError
-    from group_store._writer import _KEPT_FAILURES
+    from group_store._api.writer import _KEPT_FAILURES
 
     failing = _KEPT_FAILURES + 50
     for i in range(failing):

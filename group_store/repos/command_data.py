@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .._store import Store
-from .._table import Table
-from .._table_core import Record
+from .._api.store import Store
+from .._api.table import Table
+from .._engine.table_core import Record
 
 __all__ = [
     "ChunkedCommandResponseRepository",

@@ -24,10 +24,10 @@ import time
 from contextlib import suppress
 from typing import Any
 
+from .._api.store import Store
+from .._api.table import Table
+from .._engine.table_core import Record
 from .._errors import DuplicateKeyError
-from .._store import Store
-from .._table import Table
-from .._table_core import Record
 
 __all__ = ["DirectorDB"]
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from ..._datastore import DataStore
-from ..._store import Store
-from ..._table import Table
+from ..._api.datastore import DataStore
+from ..._api.store import Store
+from ..._api.table import Table
 
 T = TypeVar("T")
 Built = TypeVar("Built")

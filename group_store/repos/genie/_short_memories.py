@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ..._store import Store
-from ..._table import Table
+from ..._api.store import Store
+from ..._api.table import Table
 from ._base import Twin, table
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import orjson
 
-from ._codec import InexactJSONError, decode_document, encode_document, parse_document, parse_line, split_log
-from ._engine import Engine, boundary
-from ._errors import CorruptEntryError, GroupStoreError
-from ._expiry import Clock, decode_sidecar, encode_sidecar, is_own_sidecar, live_bindings, own_sidecar_bindings
-from ._inventory import DirectoryScan, ErrorHandler, engine_for, ignore, scan_directory, scan_tree, warn
-from ._layout import KEY_SUFFIX, SIDECAR_SUFFIX, Location
-from ._storage import Storage
+from .._engine.engine import Engine, boundary
+from .._engine.inventory import DirectoryScan, ErrorHandler, engine_for, ignore, scan_directory, scan_tree, warn
+from .._errors import CorruptEntryError, GroupStoreError
+from .._format.codec import InexactJSONError, decode_document, encode_document, parse_document, parse_line, split_log
+from .._format.expiry import Clock, decode_sidecar, encode_sidecar, is_own_sidecar, live_bindings, own_sidecar_bindings
+from .._format.layout import KEY_SUFFIX, SIDECAR_SUFFIX, Location
+from ..storage._base import Storage
 
 Progress = Callable[[int], None]
 

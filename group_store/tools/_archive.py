@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
-from ._codec import InexactJSONError, loads_exact
-from ._errors import CorruptEntryError, GroupStoreError, InvalidArgumentError, StorageError
-from ._inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, walk, warn
-from ._layout import DOCUMENT_SUFFIX, EXPIRY_INDEX, LOCK_NAME, LOG_SUFFIX, is_temp_name
+from .._engine.inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, walk, warn
+from .._errors import CorruptEntryError, GroupStoreError, InvalidArgumentError, StorageError
+from .._format.codec import InexactJSONError, loads_exact
+from .._format.layout import DOCUMENT_SUFFIX, EXPIRY_INDEX, LOCK_NAME, LOG_SUFFIX, is_temp_name
 
 ARCHIVE_FORMAT = 1
 Progress = Callable[[int], None]

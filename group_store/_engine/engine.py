@@ -24,8 +24,7 @@ from typing import Any
 
 import orjson
 
-from ._codec import decode_document, decode_log, encode_document, split_log
-from ._errors import (
+from .._errors import (
     CorruptEntryError,
     EntryKindError,
     FormatVersionError,
@@ -36,7 +35,8 @@ from ._errors import (
     UnsafeFileError,
     located,
 )
-from ._expiry import (
+from .._format.codec import decode_document, decode_log, encode_document, split_log
+from .._format.expiry import (
     UNBOUND,
     Clock,
     binds_to_an_expiry,
@@ -47,8 +47,8 @@ from ._expiry import (
     is_expired,
     next_bindings,
 )
-from ._keys import encode_segment, is_hashed_name
-from ._layout import (
+from .._format.keys import encode_segment, is_hashed_name
+from .._format.layout import (
     DIRECTORY_KEY_FILE,
     DOCUMENT_SUFFIX,
     EXPIRY_INDEX,
@@ -65,7 +65,7 @@ from ._layout import (
     join,
     key_for_name,
 )
-from ._storage import Kind, Storage
+from ..storage._base import Kind, Storage
 
 _TAIL_WINDOW = 64 * 1024
 """Bytes read from a log's end first when only its newest items are asked for."""

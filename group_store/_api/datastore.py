@@ -14,17 +14,17 @@ from typing import Any, Self, TypeVar
 import anyio
 import anyio.lowlevel
 
-from ._codec import decode_document
-from ._engine import MISSING, Engine
-from ._errors import KeyNotFoundError
-from ._expiry import Clock, is_expired
-from ._handle import WriteHandle, settled
-from ._layout import Location
-from ._local import LocalStorage
-from ._store import Store
-from ._sweep import sweep
-from ._view import Ttl, View
-from ._writer import DEFAULT_MAX_PENDING_BYTES, Writer, WriterStatistics
+from .._engine.engine import MISSING, Engine
+from .._engine.sweep import sweep
+from .._errors import KeyNotFoundError
+from .._format.codec import decode_document
+from .._format.expiry import Clock, is_expired
+from .._format.layout import Location
+from ..storage._local import LocalStorage
+from .handle import WriteHandle, settled
+from .store import Store
+from .view import Ttl, View
+from .writer import DEFAULT_MAX_PENDING_BYTES, Writer, WriterStatistics
 
 T = TypeVar("T")
 

@@ -24,12 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ._codec import decode_document, decode_log
-from ._engine import Engine, boundary, check_format_marker
-from ._errors import GroupStoreError
-from ._expiry import Clock, is_expired, is_own_sidecar, to_datetime
-from ._keys import decode_segment, is_hashed_name
-from ._layout import (
+from .._errors import GroupStoreError
+from .._format.codec import decode_document, decode_log
+from .._format.expiry import Clock, is_expired, is_own_sidecar, to_datetime
+from .._format.keys import decode_segment, is_hashed_name
+from .._format.layout import (
     DIRECTORY_KEY_FILE,
     DOCUMENT_SUFFIX,
     EXPIRY_INDEX,
@@ -44,8 +43,9 @@ from ._layout import (
     is_temp_name,
     join,
 )
-from ._local import LocalStorage
-from ._storage import Kind, Listing
+from ..storage._base import Kind, Listing
+from ..storage._local import LocalStorage
+from .engine import Engine, boundary, check_format_marker
 
 EntryKind = Literal["document", "log"]
 ErrorHandler = Callable[[GroupStoreError], None]

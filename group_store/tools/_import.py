@@ -15,15 +15,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._engine.engine import Engine, boundary
+from .._engine.inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, warn
+from .._errors import CorruptEntryError, GroupStoreError
+from .._format.codec import encode_document, encode_lines, split_log
+from .._format.expiry import Clock, digest, encode_sidecar, index_line
+from .._format.keys import encode_segment, is_hashed_name
+from .._format.layout import DIRECTORY_KEY_FILE, EXPIRY_INDEX, Location, encode_directory, join
+from ..storage._local import LocalStorage
 from ._archive import archive_kind, extract_tar, jsonl_records
-from ._codec import encode_document, encode_lines, split_log
-from ._engine import Engine, boundary
-from ._errors import CorruptEntryError, GroupStoreError
-from ._expiry import Clock, digest, encode_sidecar, index_line
-from ._inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, warn
-from ._keys import encode_segment, is_hashed_name
-from ._layout import DIRECTORY_KEY_FILE, EXPIRY_INDEX, Location, encode_directory, join
-from ._local import LocalStorage
 
 Progress = Callable[[int], None]
 _LOCK_BATCH = 256  # entries written per hold of a directory's lock, so other writers get their turn

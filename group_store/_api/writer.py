@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ._engine import Engine
-from ._errors import StoreClosedError
-from ._fsync import leave_signals_to_the_main_thread
-from ._handle import WriteHandle, settled
-from ._layout import Location
+from .._engine.engine import Engine
+from .._errors import StoreClosedError
+from .._format.layout import Location
+from ..storage._fsync import leave_signals_to_the_main_thread
+from .handle import WriteHandle, settled
 
 logger = logging.getLogger("group_store")
 

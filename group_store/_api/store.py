@@ -11,12 +11,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from ._engine import MISSING, Engine
-from ._errors import KeyNotFoundError
-from ._expiry import Clock
-from ._local import LocalStorage
-from ._sweep import sweep
-from ._view import Ttl, View
+from .._engine.engine import MISSING, Engine
+from .._engine.sweep import sweep
+from .._errors import KeyNotFoundError
+from .._format.expiry import Clock
+from ..storage._local import LocalStorage
+from .view import Ttl, View
 
 
 class Store(View):

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-from ._engine import Engine, boundary, report_skipped
-from ._errors import CorruptEntryError, StorageError, UnsafeFileError
-from ._expiry import (
+from .._errors import CorruptEntryError, StorageError, UnsafeFileError
+from .._format.expiry import (
     SidecarVerdict,
     decode_sidecar,
     encode_sidecar,
@@ -35,10 +34,19 @@ from ._expiry import (
     parse_index,
     render_index,
 )
-from ._keys import is_hashed_name
-from ._layout import EXPIRY_INDEX, KEY_SUFFIX, DirectoryContents, Location, classify, is_own_key_file, is_temp_name
-from ._layout import join as join_directory
-from ._storage import Kind
+from .._format.keys import is_hashed_name
+from .._format.layout import (
+    EXPIRY_INDEX,
+    KEY_SUFFIX,
+    DirectoryContents,
+    Location,
+    classify,
+    is_own_key_file,
+    is_temp_name,
+)
+from .._format.layout import join as join_directory
+from ..storage._base import Kind
+from .engine import Engine, boundary, report_skipped
 
 _BAD_ENTRY = (CorruptEntryError, StorageError, UnsafeFileError)
 _OPERATION = "sweep()"

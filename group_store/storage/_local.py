@@ -30,13 +30,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from ._codec import split_log
+from .._errors import UnsafeFileError
+from .._format.codec import split_log
+from .._format.layout import LOCK_NAME, temp_name
+from ._base import Kind, Listing
 from ._directories import DirectoryTree
-from ._errors import UnsafeFileError
 from ._fsync import fan_out
-from ._layout import LOCK_NAME, temp_name
 from ._locks import DirectoryLock, process_locks
-from ._storage import Kind, Listing
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

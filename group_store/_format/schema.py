@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ._errors import SchemaError
+from .._errors import SchemaError
 
 META_FIELDS = ("created_at", "updated_at", "expires_at")
 """Fields the table keeps for every record, outside the record itself."""

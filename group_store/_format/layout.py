@@ -24,8 +24,8 @@ from typing import NamedTuple
 
 import orjson
 
-from ._keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
-from ._storage import Kind, Listing
+from ..storage._base import Kind, Listing
+from .keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
 
 DOCUMENT_SUFFIX = ".json"
 LOG_SUFFIX = ".jsonl"

@@ -35,11 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._engine import Engine, boundary, check_format_marker
-from ._errors import GroupStoreError, InvalidArgumentError, StorageError
-from ._inventory import DirectoryScan, engine_for
-from ._keys import encode_segment, is_hashed_name
-from ._layout import (
+from .._api.view import View
+from .._engine.engine import Engine, boundary, check_format_marker
+from .._engine.inventory import DirectoryScan, engine_for
+from .._errors import GroupStoreError, InvalidArgumentError, StorageError
+from .._format.keys import encode_segment, is_hashed_name
+from .._format.layout import (
     DIRECTORY_KEY_FILE,
     DOCUMENT_SUFFIX,
     FORMAT_MARKER,
@@ -49,9 +50,8 @@ from ._layout import (
     encode_format_marker,
     join,
 )
-from ._storage import Kind
+from ..storage._base import Kind
 from ._verify import format_store
-from ._view import View
 
 # What genie's sanitizer leaves: word characters of any script and "-" (never "." or "~").
 _GENIE_NAME = re.compile(r"[\w\-]+")

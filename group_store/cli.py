@@ -42,15 +42,15 @@ from typing import IO, Any, NoReturn
 import click
 import orjson
 
-from ._archive import export_store
-from ._codec import InexactJSONError, loads_exact
-from ._diff import diff_stores
+from ._api.store import Store
+from ._engine.inventory import engine_for, ignore, read_entry, scan_directory, scan_tree, walk, walk_directories
 from ._errors import GroupStoreError, KeyNotFoundError
-from ._import import import_store
-from ._inventory import engine_for, ignore, read_entry, scan_directory, scan_tree, walk, walk_directories
-from ._migrate import MIGRATIONS, migrate_store, undecodable_names, undecodable_note
-from ._store import Store
-from ._verify import format_store, verify_store
+from ._format.codec import InexactJSONError, loads_exact
+from .tools._archive import export_store
+from .tools._diff import diff_stores
+from .tools._import import import_store
+from .tools._migrate import MIGRATIONS, migrate_store, undecodable_names, undecodable_note
+from .tools._verify import format_store, verify_store
 
 EXIT_FOUND = 1
 EXIT_ERROR = 2

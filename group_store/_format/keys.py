@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ._errors import InvalidKeyError
+from .._errors import InvalidKeyError
 
 MAX_NAME_BYTES = 200
 _HASH_MARK = "~~"

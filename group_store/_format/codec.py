@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from ._errors import CorruptEntryError, SerializationError
+from .._errors import CorruptEntryError, SerializationError
 
 _STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _DOCUMENT = _STRICT | orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE

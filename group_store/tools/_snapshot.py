@@ -22,12 +22,12 @@ from typing import Any
 
 import orjson
 
-from ._codec import encode_document, encode_lines
-from ._errors import GroupStoreError, InvalidArgumentError
-from ._expiry import digest, encode_sidecar
-from ._inventory import walk
-from ._layout import SIDECAR_SUFFIX
-from ._view import View
+from .._api.view import View
+from .._engine.inventory import walk
+from .._errors import GroupStoreError, InvalidArgumentError
+from .._format.codec import encode_document, encode_lines
+from .._format.expiry import digest, encode_sidecar
+from .._format.layout import SIDECAR_SUFFIX
 
 MASKED = "<masked>"
 Mask = str | re.Pattern[str] | Callable[[Any], Any]

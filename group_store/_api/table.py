@@ -10,13 +10,13 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from ._datastore import DataStore
-from ._errors import InvalidArgumentError
-from ._expiry import resolve_expiry
-from ._schema import TableSchema
-from ._store import Store
-from ._table_core import Keep, Record, TableCore, Wrapper
-from ._view import Ttl
+from .._engine.table_core import Keep, Record, TableCore, Wrapper
+from .._errors import InvalidArgumentError
+from .._format.expiry import resolve_expiry
+from .._format.schema import TableSchema
+from .datastore import DataStore
+from .store import Store
+from .view import Ttl
 
 T = TypeVar("T")
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 
-from ._codec import decode_document, encode_document
-from ._engine import Engine, boundary
-from ._errors import CorruptEntryError, DuplicateKeyError, KeyNotFoundError, SchemaError
-from ._layout import Location, encode_directory
-from ._partition_cache import PartitionCache
-from ._schema import META_FIELDS, TableSchema, iso, matches
+from .._errors import CorruptEntryError, DuplicateKeyError, KeyNotFoundError, SchemaError
+from .._format.codec import decode_document, encode_document
+from .._format.layout import Location, encode_directory
+from .._format.schema import META_FIELDS, TableSchema, iso, matches
+from .engine import Engine, boundary
+from .partition_cache import PartitionCache
 
 Wrapper = dict[str, Any]
 """One record as stored: ``{"created_at", "updated_at", ["expires_at"], "record"}``."""

@@ -10,9 +10,9 @@ from typing import Literal
 
 import orjson
 
+from .._engine.inventory import ErrorHandler
+from .._format.codec import encode_document, encode_lines
 from ._archive import Record, records
-from ._codec import encode_document, encode_lines
-from ._inventory import ErrorHandler
 
 ChangeKind = Literal["added", "removed", "changed"]
 

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._codec import encode_document, encode_lines
-from ._engine import MISSING, SYNCHRONOUS_UPDATE, Engine
-from ._errors import GroupStoreError, InvalidArgumentError, InvalidKeyError, located
-from ._expiry import resolve_expiry, to_datetime
-from ._keys import check_segment
-from ._layout import Location, encode_directory, join
+from .._engine.engine import MISSING, SYNCHRONOUS_UPDATE, Engine
+from .._errors import GroupStoreError, InvalidArgumentError, InvalidKeyError, located
+from .._format.codec import encode_document, encode_lines
+from .._format.expiry import resolve_expiry, to_datetime
+from .._format.keys import check_segment
+from .._format.layout import Location, encode_directory, join
 
 Ttl = float | timedelta | None
 

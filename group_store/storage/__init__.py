@@ -1,0 +1,35 @@
+"""The storage seam: the only operations group_store performs on stored bytes.
+
+``Storage`` is the contract a backend implements; ``LocalStorage`` keeps a store in a
+directory tree. Names are imported on first use (PEP 562), so importing the seam's
+types loads no backend.
+"""
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from ._base import Kind as Kind
+    from ._base import Listing as Listing
+    from ._base import Storage as Storage
+    from ._local import LocalStorage as LocalStorage
+
+_EXPORTS = {
+    "Kind": "._base",
+    "Listing": "._base",
+    "Storage": "._base",
+    "LocalStorage": "._local",
+}
+
+__all__ = ["Kind", "Listing", "LocalStorage", "Storage"]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(_importlib.import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
