@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import setuptools
+import setuptools  # type: ignore[import-untyped]
 
 import group_store
 from group_store import (
