@@ -26,6 +26,7 @@ if _typing.TYPE_CHECKING:
     from ._errors import InvalidArgumentError as InvalidArgumentError
     from ._errors import InvalidKeyError as InvalidKeyError
     from ._errors import KeyNotFoundError as KeyNotFoundError
+    from ._errors import LockTimeoutError as LockTimeoutError
     from ._errors import SchemaError as SchemaError
     from ._errors import SerializationError as SerializationError
     from ._errors import StorageError as StorageError
@@ -65,6 +66,7 @@ _EXPORTS = {
     "InvalidArgumentError": "._errors",
     "InvalidKeyError": "._errors",
     "KeyNotFoundError": "._errors",
+    "LockTimeoutError": "._errors",
     "SchemaError": "._errors",
     "SerializationError": "._errors",
     "StorageError": "._errors",
@@ -102,6 +104,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidKeyError",
     "KeyNotFoundError",
+    "LockTimeoutError",
     "MigrationReport",
     "Problem",
     "Record",

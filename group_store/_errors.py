@@ -9,13 +9,16 @@
     ├── EntryKindError (TypeError)       a document used as a log, or the reverse
     ├── UnsafeFileError (OSError)        a symlink, FIFO or other non-regular file
     ├── StorageError (OSError)           the file system refused (ENOSPC, EACCES, ...)
+    ├── LockTimeoutError (TimeoutError)  a directory lock not acquired within its timeout
     ├── StoreClosedError (RuntimeError)  a write after ``aclose()``
     ├── SchemaError (ValueError)         a Table field, key or record outside its schema
     ├── DuplicateKeyError (ValueError)   Table.insert() of a key that already holds a record
     └── FormatVersionError               a store marked with a format this version does not know
 
 Every error carries ``.key`` (the key as the caller spelled it, or ``None``) and
-``.path`` (the file or directory involved, or ``None``); its message names both.
+``.path`` (the locator of the file or directory involved, or ``None``); its message names
+both. A locator is a string: an absolute path for a local store, a URL such as
+``memory://...`` or ``s3://bucket/...`` for other storage.
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ class GroupStoreError(Exception):
 
     Attributes:
         key: The key the operation was about, as the caller wrote it.
-        path: The file or directory the operation touched.
+        path: The locator (a string) of the file or directory the operation touched.
         detail: What went wrong, without the key and path.
     """
 
     def __init__(self, detail: str, *, key: str | None = None, path: Path | str | None = None) -> None:
         self.detail = detail
         self.key = key
-        self.path = Path(path) if path is not None else None
+        self.path = str(path) if path is not None else None
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -70,7 +73,7 @@ class GroupStoreError(Exception):
         if clone.key is None:
             clone.key = key
         if clone.path is None and path is not None:
-            clone.path = Path(path)
+            clone.path = str(path)
         clone.args = (clone._message(),)
         return clone
 
@@ -90,7 +93,7 @@ def located(*, key: str | None = None, path: Path | str | None = None) -> Iterat
         raise
 
 
-def _rebuild(cls: type[GroupStoreError], detail: str, key: str | None, path: Path | None) -> GroupStoreError:
+def _rebuild(cls: type[GroupStoreError], detail: str, key: str | None, path: str | None) -> GroupStoreError:
     return cls(detail, key=key, path=path)
 
 
@@ -140,8 +143,12 @@ class StorageError(GroupStoreError, OSError):
         return (_rebuild_storage, (self.detail, self.key, self.path, self.errno))
 
 
-def _rebuild_storage(detail: str, key: str | None, path: Path | None, errno: int | None) -> StorageError:
+def _rebuild_storage(detail: str, key: str | None, path: str | None, errno: int | None) -> StorageError:
     return StorageError(detail, key=key, path=path, errno=errno)
+
+
+class LockTimeoutError(GroupStoreError, TimeoutError):
+    """A directory lock was not acquired within its timeout (``.path`` is the lock's locator)."""
 
 
 class StoreClosedError(GroupStoreError, RuntimeError):

@@ -27,6 +27,7 @@ from group_store import (
     InvalidArgumentError,
     InvalidKeyError,
     KeyNotFoundError,
+    LockTimeoutError,
     SchemaError,
     SerializationError,
     StorageError,
@@ -48,7 +49,7 @@ def _raised(expected: type[GroupStoreError], action: Callable[[], object]) -> Gr
 def _names(error: GroupStoreError, key: str | None, path: Path) -> None:
     """The error carries ``key`` and ``path``, and its message names both."""
     assert error.key == key
-    assert error.path == path
+    assert error.path == str(path)
     assert f"file={str(path)!r}" in str(error)
     if key is not None:
         assert f"key={key!r}" in str(error)
@@ -173,7 +174,7 @@ def test_format_version_error_names_the_marker(tmp_path: Path) -> None:
     # Documented: about the store as a whole, so it names the marker file, not an entry.
     (tmp_path / ".group_store").write_bytes(b'{"format": 99}\n')
     error = _raised(FormatVersionError, lambda: Store(tmp_path).load("k"))
-    assert error.path == tmp_path / ".group_store"
+    assert error.path == str(tmp_path / ".group_store")
 
 
 TESTED = {
@@ -186,6 +187,7 @@ TESTED = {
     EntryKindError,
     UnsafeFileError,
     StorageError,
+    LockTimeoutError,
     StoreClosedError,
     SchemaError,
     DuplicateKeyError,

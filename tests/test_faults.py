@@ -230,7 +230,7 @@ def test_a_symlinked_lock_file_is_an_unsafe_file_error(
     os.symlink(outside, root / ".lock")
     with pytest.raises(UnsafeFileError) as info:
         write(Store(root))
-    assert (info.value.key, info.value.path) == ("k", root / ".lock")
+    assert (info.value.key, info.value.path) == ("k", str(root / ".lock"))
     assert outside.read_bytes() == b"not the store's"
 
 
@@ -242,11 +242,11 @@ async def test_a_symlinked_lock_file_fails_datastore_writes_as_unsafe_file_error
     async with DataStore(root) as store:
         with pytest.raises(UnsafeFileError) as info:
             await store.update("k", lambda n: n + 1, default=0)
-        assert (info.value.key, info.value.path) == ("k", root / ".lock")
+        assert (info.value.key, info.value.path) == ("k", str(root / ".lock"))
         with pytest.raises(UnsafeFileError) as saved:
             await store.save("k", 1)
         # The writer takes one lock for a run of saves: the error names the lock file.
-        assert saved.value.path == root / ".lock"
+        assert saved.value.path == str(root / ".lock")
         await _settle(store)
     assert not (tmp_path / "missing").exists()
 
@@ -276,7 +276,7 @@ def test_a_socket_planted_as_a_document_is_an_unsafe_file_error(
 ) -> None:
     with pytest.raises(UnsafeFileError) as info:
         call(Store(tmp_path))
-    assert (info.value.key, info.value.path) == ("k", planted_socket)
+    assert (info.value.key, info.value.path) == ("k", str(planted_socket))
 
 
 @pytest.mark.anyio
@@ -290,7 +290,7 @@ async def test_a_socket_planted_as_a_document_fails_datastore_calls_as_unsafe_fi
             await store.save("k", 1)
         await _settle(store)
     for info in (loaded, saved):
-        assert (info.value.key, info.value.path) == ("k", planted_socket)
+        assert (info.value.key, info.value.path) == ("k", str(planted_socket))
 
 
 EMFILE_CHILD = """

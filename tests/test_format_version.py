@@ -43,7 +43,7 @@ def test_a_store_in_a_newer_format_is_refused_untouched(tmp_path: Path) -> None:
     for operation in (lambda: store.load("k"), lambda: store.save("k", 2), store.keys, lambda: store.delete("k")):
         with pytest.raises(FormatVersionError) as caught:
             operation()
-        assert caught.value.path == marker
+        assert caught.value.path == str(marker)
         assert f"format {FORMAT_VERSION + 1}" in str(caught.value)
     with pytest.raises(FormatVersionError):
         verify_store(tmp_path)

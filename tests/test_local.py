@@ -224,7 +224,7 @@ def test_in_place_writes_refuse_a_hard_linked_file_and_leave_it_untouched(
     )
     with pytest.raises(UnsafeFileError) as info:
         write()
-    assert (info.value.key, info.value.path) == (key, tmp_path / "store" / name)
+    assert (info.value.key, info.value.path) == (key, str(tmp_path / "store" / name))
     assert outside.read_bytes() == before
 
 
@@ -260,7 +260,7 @@ def test_in_place_writes_refuse_a_file_that_is_not_regular(
     for _ in plant(tmp_path / "log.jsonl"):
         with pytest.raises(UnsafeFileError) as info:
             store.append("log", [1])
-        assert (info.value.key, info.value.path) == ("log", tmp_path / "log.jsonl")
+        assert (info.value.key, info.value.path) == ("log", str(tmp_path / "log.jsonl"))
 
 
 # -- new logs ----------------------------------------------------------------

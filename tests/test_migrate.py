@@ -221,7 +221,7 @@ def test_verify_points_undecodable_names_at_migrate(tmp_path: Path) -> None:
     write_genie_stores(tmp_path)
     problems = verify_store(tmp_path).problems
     foreign = [p for p in problems if p.kind == "foreign-file"]
-    assert {p.path.name for p in foreign} >= {"C01ABCDEF.json", "Team-X"}
+    assert {Path(p.path).name for p in foreign} >= {"C01ABCDEF.json", "Team-X"}
     assert all("group-store migrate" in p.detail for p in foreign)
 
 

@@ -70,7 +70,9 @@ def test_verify_fix_drops_bindings_of_data_no_longer_on_disk(tmp_path: Path, clo
     _saved_twice(tmp_path, clock)
     assert verify_store(tmp_path, clock=clock).problems == ()  # harmless: a plain verify stays clean
     report = verify_store(tmp_path, fix=True, clock=clock)
-    assert [(p.kind, p.path, p.fixed) for p in report.problems] == [("stale-binding", tmp_path / "k.meta.json", True)]
+    assert [(p.kind, p.path, p.fixed) for p in report.problems] == [
+        ("stale-binding", str(tmp_path / "k.meta.json"), True)
+    ]
     _only_live_binding(tmp_path, clock, start + 100)
     assert verify_store(tmp_path, fix=True, clock=clock).problems == ()
 

@@ -318,7 +318,7 @@ def test_invalid_json_is_isolated(store: Store) -> None:
     with pytest.raises(CorruptEntryError) as info:
         store.load("bad")
     assert info.value.key == "bad"
-    assert info.value.path == store.root_path / "bad.json"
+    assert info.value.path == str(store.root_path / "bad.json")
     assert store.load("good") == 1
     assert store.keys() == ["bad", "good"]
 

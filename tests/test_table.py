@@ -77,7 +77,7 @@ def test_insert_refuses_a_duplicate_and_names_key_and_file(tmp_path: Path) -> No
     with pytest.raises(DuplicateKeyError) as caught:
         table.insert(row("a", "k", 2))
     assert caught.value.key == "['a', 'k']"
-    assert caught.value.path == tmp_path / "items" / "a" / "records.json"
+    assert caught.value.path == str(tmp_path / "items" / "a" / "records.json")
     assert table.get("a", "k") == row("a", "k", 1)
 
 
@@ -280,7 +280,7 @@ def test_a_corrupt_partition_file_is_reported_and_others_still_read(tmp_path: Pa
     bad.write_text('{"k": [1, 2]}')
     with pytest.raises(CorruptEntryError) as caught:
         table.get("bad", "k")
-    assert caught.value.path == bad
+    assert caught.value.path == str(bad)
     assert table.get("good", "k") == row("good", "k", 1)
     bad.write_text("{not json")
     with pytest.raises(CorruptEntryError):

@@ -43,7 +43,7 @@ def test_update_refuses_an_async_function_and_writes_nothing(tmp_path: Path, fun
     store.save("n", 1)
     with no_unawaited_coroutine(), pytest.raises(InvalidArgumentError, match="synchronous function") as info:
         store.update("n", function)
-    assert (info.value.key, info.value.path) == ("n", tmp_path / "n.json")
+    assert (info.value.key, info.value.path) == ("n", str(tmp_path / "n.json"))
     assert store.load("n") == 1
 
 

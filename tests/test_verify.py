@@ -33,7 +33,7 @@ def _files(root: Path) -> dict[str, bytes]:
 def _kinds(root: Path, fix: bool = False) -> dict[str, tuple[str, bool, bool]]:
     report = verify_store(root, fix=fix)
     return {
-        problem.path.relative_to(root).as_posix(): (problem.kind, problem.fixable, problem.fixed)
+        Path(problem.path).relative_to(root).as_posix(): (problem.kind, problem.fixable, problem.fixed)
         for problem in report.problems
     }
 
@@ -118,13 +118,15 @@ def test_load_verify_fix_and_fmt_never_change_a_value(tmp_path: Path) -> None:
     for key, (name, _, _, reason) in INEXACT.items():
         with pytest.raises(CorruptEntryError, match=reason) as info:
             store.load(key)
-        assert info.value.path == root / name
+        assert info.value.path == str(root / name)
     expected = {name: (kind, False, False) for name, _, kind, _ in INEXACT.values()}
     assert _kinds(root) == expected
     assert _kinds(root, fix=True) == expected
     errors: list[GroupStoreError] = []
     assert format_store(root, on_error=errors.append) == 0
-    assert sorted(error.path.name for error in errors if error.path) == sorted(n for n, _, _, _ in INEXACT.values())
+    assert sorted(Path(error.path).name for error in errors if error.path) == sorted(
+        n for n, _, _, _ in INEXACT.values()
+    )
     for name, raw, _, _ in INEXACT.values():
         assert (root / name).read_bytes() == raw
 
@@ -155,9 +157,9 @@ def test_verify_fix_carries_on_past_a_symlinked_expiry_index(tmp_path: Path) -> 
     (root / "a" / ".expiry.jsonl").symlink_to(outside)
     _plant_ttl_document(root / "b", "doc", b'{"y":2}', 4_000_000_000.0)
     plain = verify_store(root)
-    assert {(p.kind, p.path.name) for p in plain.problems} >= {("unsafe-file", ".expiry.jsonl")}
+    assert {(p.kind, Path(p.path).name) for p in plain.problems} >= {("unsafe-file", ".expiry.jsonl")}
     fixed = verify_store(root, fix=True)
-    by_path = {p.path.relative_to(root).as_posix(): p for p in fixed.problems}
+    by_path = {Path(p.path).relative_to(root).as_posix(): p for p in fixed.problems}
     assert by_path["a/.expiry.jsonl"].kind == "unsafe-file"
     assert not by_path["a/doc.json"].fixed
     assert "repair failed" in by_path["a/doc.json"].detail
@@ -188,7 +190,7 @@ def test_verify_reports_an_unreadable_directory_and_carries_on(
     (root / "bob" / "spaced.json").write_bytes(b'{"a":1}')
     _refuse_scan_of(monkeypatch, "alice")  # tests run as root here, where chmod 000 stops nothing
     report = verify_store(root, fix=fix)
-    kinds = {(p.kind, p.path.relative_to(root).as_posix()) for p in report.problems}
+    kinds = {(p.kind, Path(p.path).relative_to(root).as_posix()) for p in report.problems}
     assert ("unreadable", "alice") in kinds
     assert ("non-canonical", "bob/spaced.json") in kinds
     assert not report.ok

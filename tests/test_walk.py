@@ -46,9 +46,9 @@ def test_walk_reports_each_unreadable_entry_and_carries_on(tmp_path: Path, monke
     by_type = {type(error): error for error in errors}
     assert set(by_type) == {CorruptEntryError, UnsafeFileError, StorageError}
     assert by_type[CorruptEntryError].key == "sidecar"
-    assert by_type[CorruptEntryError].path == root / "sidecar.meta.json"
+    assert by_type[CorruptEntryError].path == str(root / "sidecar.meta.json")
     assert str(by_type[UnsafeFileError].path).endswith(".key")
-    assert by_type[StorageError].path == root / "locked"
+    assert by_type[StorageError].path == str(root / "locked")
 
 
 def test_walk_warns_on_the_group_store_logger_by_default(

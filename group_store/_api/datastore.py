@@ -255,7 +255,7 @@ class DataStore(View):
         if queued is not None:
             if is_expired(queued[1], self._engine.clock()):
                 raise self._engine.not_found(loc)
-            return decode_document(key, self._engine.storage.path(loc.directory, loc.document), queued[0])
+            return decode_document(key, self._engine.storage.locator(loc.directory, loc.document), queued[0])
         return await self._read(self._engine.load, loc)
 
     async def get(self, key: str, default: Any = None) -> Any:

@@ -22,7 +22,8 @@ class View:
     """A directory of the store: the root, or a ``narrow()``-ed sub-store.
 
     Attributes:
-        root_path: The directory this view reads and writes.
+        root_path: The local directory this view reads and writes (``None`` for storage
+            that keeps no local files).
     """
 
     def __init__(self, engine: Engine, segments: tuple[str, ...]) -> None:
@@ -30,6 +31,7 @@ class View:
         self._segments = segments
         self._directory = encode_directory(segments)
         self.root_path: Path = engine.storage.path(self._directory)
+        self._root_locator = engine.storage.locator(self._directory)
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -42,13 +44,13 @@ class View:
         Raises:
             InvalidKeyError: for an empty or non-string key (naming this view's directory).
         """
-        with located(path=self.root_path):
+        with located(path=self._root_locator):
             return self._engine.storage.path(join(self._directory, encode_directory(keys)))
 
     def _child_segments(self, keys: Sequence[str]) -> tuple[str, ...]:
         if not keys:
-            raise InvalidKeyError("narrow() needs at least one key", path=self.root_path)
-        with located(path=self.root_path):
+            raise InvalidKeyError("narrow() needs at least one key", path=self._root_locator)
+        with located(path=self._root_locator):
             return (*self._segments, *(check_segment(key) for key in keys))
 
     # Errors raised before any file is touched name the entry's file all the same (the
@@ -64,10 +66,10 @@ class View:
         try:
             return self._engine.location(self._directory, self._segments, key)
         except GroupStoreError as exc:
-            raise _naming(exc, None, self.root_path) from exc.__cause__
+            raise _naming(exc, None, self._root_locator) from exc.__cause__
 
-    def _path(self, loc: Location, name: str) -> Path:
-        return self._engine.storage.path(loc.directory, name)
+    def _path(self, loc: Location, name: str) -> str:
+        return self._engine.storage.locator(loc.directory, name)
 
     def _expiry(self, loc: Location, ttl: Ttl, expires_at: datetime | None) -> float | None:
         try:
@@ -126,7 +128,7 @@ class View:
         return f"{type(self).__name__}({str(self.root_path)!r})"
 
 
-def _naming(exc: GroupStoreError, key: str | None, path: Path) -> GroupStoreError:
+def _naming(exc: GroupStoreError, key: str | None, path: str) -> GroupStoreError:
     """``exc`` naming ``key`` and ``path`` where it names neither (its traceback kept)."""
     if (exc.key is None and key is not None) or exc.path is None:
         return exc.located(key=key, path=path).with_traceback(exc.__traceback__)

@@ -19,7 +19,6 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -95,7 +94,7 @@ def report_both(storage: Storage, directory: str, name: str) -> None:
     group_store never writes both (``save`` refuses a log, ``append`` a document); another
     writer did, e.g. Group Genie 0.0.2 (``.json``) and then 0.0.4 (``.jsonl``).
     """
-    document, log = storage.path(directory, name + DOCUMENT_SUFFIX), storage.path(directory, name + LOG_SUFFIX)
+    document, log = storage.locator(directory, name + DOCUMENT_SUFFIX), storage.locator(directory, name + LOG_SUFFIX)
     logger.warning("group_store: both %s and %s exist; load() reads the document, read() the log", document, log)
 
 
@@ -110,15 +109,15 @@ def boundary(key: str | None, storage: Storage, directory: str, name: str = "") 
         yield
     except GroupStoreError as exc:
         if (exc.key is None and key is not None) or exc.path is None:
-            raise exc.located(key=key, path=storage.path(directory, name)) from exc
+            raise exc.located(key=key, path=storage.locator(directory, name)) from exc
         raise
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else None
-        path = where or str(storage.path(directory, name))
+        path = where or str(storage.locator(directory, name))
         raise StorageError(exc.strerror or str(exc), key=key, path=path, errno=exc.errno) from exc
 
 
-def check_format_marker(raw: bytes | None, path: Path) -> int | None:
+def check_format_marker(raw: bytes | None, path: str) -> int | None:
     """The format version ``raw`` (the marker's bytes, ``None`` if absent) names.
 
     Raises:
@@ -171,7 +170,7 @@ class Engine:
         with boundary(None, self.storage, "", FORMAT_MARKER):
             if not self._format_read:
                 raw = self.storage.read("", FORMAT_MARKER)
-                version = check_format_marker(raw, self.storage.path("", FORMAT_MARKER))
+                version = check_format_marker(raw, self.storage.locator("", FORMAT_MARKER))
                 self._format_read = True
                 self._format_marked = version is not None
             if writing and not self._format_marked:
@@ -212,7 +211,7 @@ class Engine:
         try:
             return decode_sidecar(raw)
         except ValueError as exc:
-            path = self.storage.path(loc.directory, loc.sidecar)
+            path = self.storage.locator(loc.directory, loc.sidecar)
             raise CorruptEntryError(f"malformed sidecar: {exc}", key=loc.key, path=path) from exc
 
     def read_document(self, loc: Location) -> tuple[bytes, float | None] | None:
@@ -244,16 +243,16 @@ class Engine:
             self.check_format(writing=False)
             found = self._live_document(loc)
             if found is not None:
-                return decode_document(loc.key, self.storage.path(loc.directory, loc.document), found[0])
+                return decode_document(loc.key, self.storage.locator(loc.directory, loc.document), found[0])
             raw_log = self.storage.read(loc.directory, loc.log)
             if raw_log is not None:
-                return decode_log(loc.key, self.storage.path(loc.directory, loc.log), raw_log)
+                return decode_log(loc.key, self.storage.locator(loc.directory, loc.log), raw_log)
             raise self.not_found(loc)
 
     def not_found(self, loc: Location) -> KeyNotFoundError:
         """The error for a missing or expired ``loc``."""
         return KeyNotFoundError(
-            "no such key (or it expired)", key=loc.key, path=self.storage.path(loc.directory, loc.document)
+            "no such key (or it expired)", key=loc.key, path=self.storage.locator(loc.directory, loc.document)
         )
 
     def read_log(self, loc: Location, last: int | None) -> list[Any]:
@@ -264,7 +263,7 @@ class Engine:
             EntryKindError: if the key holds a document.
             CorruptEntryError: naming the line, for an invalid line.
         """
-        path = self.storage.path(loc.directory, loc.log)
+        path = self.storage.locator(loc.directory, loc.log)
         with boundary(loc.key, self.storage, loc.directory, loc.log):
             self.check_format(writing=False)
             if last is not None:
@@ -274,12 +273,12 @@ class Engine:
             raw = self.storage.read(loc.directory, loc.log)
             if raw is None:
                 if self._live_document(loc) is not None:
-                    document = self.storage.path(loc.directory, loc.document)
+                    document = self.storage.locator(loc.directory, loc.document)
                     raise EntryKindError("is a document, not a log", key=loc.key, path=document)
                 raise self.not_found(loc)
             return decode_log(loc.key, path, raw, last=last)
 
-    def _log_tail(self, loc: Location, path: Path, last: int) -> list[Any] | None:
+    def _log_tail(self, loc: Location, path: str, last: int) -> list[Any] | None:
         """The newest ``last`` items read from the end of the log, growing the window
         until it holds them; ``None`` to fall back to a whole read (no log, or a bad
         line in a partial window, which the whole read reports with its true line number).
@@ -449,7 +448,7 @@ class Engine:
                 raise EntryKindError(
                     "is a log; delete it before saving a document",
                     key=loc.key,
-                    path=storage.path(loc.directory, loc.log),
+                    path=storage.locator(loc.directory, loc.log),
                 )
             self._prepare(loc)
             if expiry is None and sidecar_kind is None:
@@ -530,7 +529,7 @@ class Engine:
         with boundary(loc.key, storage, loc.directory, loc.log):
             if storage.kind(loc.directory, loc.document) is not None:
                 # Names the file that is there (the document), not the log that is not.
-                path = storage.path(loc.directory, loc.document)
+                path = storage.locator(loc.directory, loc.document)
                 raise EntryKindError("is a document, not a log; delete it before appending", key=loc.key, path=path)
             self._prepare(loc)
             if max_items is not None:
@@ -577,7 +576,7 @@ class Engine:
             SerializationError: if the result cannot be stored (nothing is written).
             Whatever ``function`` raises (nothing is written).
         """
-        path = self.storage.path(loc.directory, loc.document)
+        path = self.storage.locator(loc.directory, loc.document)
         with boundary(loc.key, self.storage, loc.directory, loc.document):
             found = self._live_document(loc)
             if found is None:

@@ -79,7 +79,7 @@ class Entry:
     segments: tuple[str, ...]
     key: str
     kind: EntryKind
-    path: Path
+    path: str
     raw: bytes
     expires_at: datetime | None
 
@@ -263,7 +263,7 @@ def _scan_format_marker(engine: Engine, scan: DirectoryScan, on_error: ErrorHand
         if raw is not None:
             scan.foreign.append(Foreign(FORMAT_MARKER, "a hidden file the store does not write"))
         return
-    check_format_marker(raw, engine.storage.path(scan.directory, FORMAT_MARKER))
+    check_format_marker(raw, engine.storage.locator(scan.directory, FORMAT_MARKER))
 
 
 def _scan_orphan_sidecar(
@@ -341,12 +341,12 @@ def read_entry(engine: Engine, scan: DirectoryScan, name: str, include_expired: 
         if document is not None and (include_expired or not is_expired(document[1], now)):
             raw, expiry = document
             expires = None if expiry is None else to_datetime(expiry)
-            return Entry(scan.segments, key, "document", storage.path(directory, loc.document), raw, expires)
+            return Entry(scan.segments, key, "document", storage.locator(directory, loc.document), raw, expires)
     if name in scan.logs:
         with boundary(key, storage, directory, loc.log):
             raw_log = storage.read(directory, loc.log)
         if raw_log is not None:
-            return Entry(scan.segments, key, "log", storage.path(directory, loc.log), raw_log, None)
+            return Entry(scan.segments, key, "log", storage.locator(directory, loc.log), raw_log, None)
     return None
 
 

@@ -181,7 +181,7 @@ def _judge(
     verdict, expiry = judge_sidecar(sidecar, document, now)
     if verdict is SidecarVerdict.FOREIGN:
         foreign = CorruptEntryError(
-            "sidecar not written by the store; left as it is", key=key, path=storage.path(directory, loc.sidecar)
+            "sidecar not written by the store; left as it is", key=key, path=storage.locator(directory, loc.sidecar)
         )
         report_skipped(_OPERATION, foreign)
     compacted = None
@@ -198,7 +198,7 @@ def _read_index(engine: Engine, directory: str, contents: DirectoryContents) -> 
     then checked, which is what a missing index means anyway.
     """
     if EXPIRY_INDEX in contents.unsafe:
-        path = engine.storage.path(directory, EXPIRY_INDEX)
+        path = engine.storage.locator(directory, EXPIRY_INDEX)
         report_skipped(_OPERATION, UnsafeFileError("expiry index is not a regular file; left as it is", path=path))
         return None, False
     if EXPIRY_INDEX not in contents.hidden:

@@ -13,7 +13,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import Enum
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -80,7 +79,7 @@ class TableCore:
         self.engine = engine
         self.schema = schema
         self.segments = (*segments, schema.name)
-        self.path = engine.storage.path(encode_directory(self.segments))
+        self.path = engine.storage.locator(encode_directory(self.segments))
         self._cache = PartitionCache(_CACHED_PARTITIONS)
         self._paths: dict[tuple[str, str], str] = {}
         self._places: dict[tuple[tuple[str, ...], str], Location] = {}
@@ -122,7 +121,7 @@ class TableCore:
         if path is None:
             if len(self._paths) >= _REMEMBERED_PLACES:
                 self._paths.clear()
-            path = self._paths[slot] = str(self.engine.storage.path(loc.directory, loc.document))
+            path = self._paths[slot] = str(self.engine.storage.locator(loc.directory, loc.document))
         records = self._cache.current(slot, path)
         if records is not None:
             return records
@@ -150,7 +149,7 @@ class TableCore:
         return dict(self.read(loc))
 
     def _parse(self, loc: Location, raw: bytes) -> dict[str, Wrapper]:
-        path = self.engine.storage.path(loc.directory, loc.document)
+        path = self.engine.storage.locator(loc.directory, loc.document)
         records = decode_document(loc.key, path, raw)
         if not isinstance(records, dict) or not all(
             isinstance(w, dict) and isinstance(w.get("record"), dict) for w in records.values()
@@ -299,7 +298,7 @@ class TableCore:
             if old is not None:
                 key = self.schema.key_of(fields, self.path)
                 loc, _ = self.place(key)
-                path = self.engine.storage.path(loc.directory, loc.document)
+                path = self.engine.storage.locator(loc.directory, loc.document)
                 detail = f"table {self.schema.name!r}: a record with this key exists"
                 raise DuplicateKeyError(detail, key=str(list(key)), path=path)
             return fields
@@ -460,5 +459,5 @@ class TableCore:
     def not_found(self, key: tuple[str, ...]) -> KeyNotFoundError:
         """The error for a missing record (naming its key and partition file)."""
         loc, _ = self.place(key)
-        path: Path = self.engine.storage.path(loc.directory, loc.document)
+        path: str = self.engine.storage.locator(loc.directory, loc.document)
         return KeyNotFoundError(f"table {self.schema.name!r}: no record", key=str(list(key)), path=path)

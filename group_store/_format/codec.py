@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -190,7 +189,7 @@ def loads_exact(raw: bytes | str) -> Any:
     return _loads(data, 0)[0]
 
 
-def decode_document(key: str, path: Path, raw: bytes) -> Any:
+def decode_document(key: str, path: str, raw: bytes) -> Any:
     """Parse a document file exactly.
 
     Raises:
@@ -218,7 +217,7 @@ def split_log(raw: bytes) -> tuple[list[bytes], int]:
     return lines, complete
 
 
-def decode_log(key: str, path: Path, raw: bytes, last: int | None = None) -> list[Any]:
+def decode_log(key: str, path: str, raw: bytes, last: int | None = None) -> list[Any]:
     """Parse the complete lines of a log exactly, oldest first; only the newest ``last`` if given.
 
     Raises:
@@ -243,7 +242,7 @@ def decode_log(key: str, path: Path, raw: bytes, last: int | None = None) -> lis
     return items
 
 
-def _exact_line(key: str, path: Path, number: int, line: bytes) -> Any:
+def _exact_line(key: str, path: str, number: int, line: bytes) -> Any:
     try:
         return _loads(line, 0)[0]
     except InexactJSONError as exc:

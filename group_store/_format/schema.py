@@ -17,7 +17,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -83,7 +82,7 @@ class TableSchema:
 
     # -- records -------------------------------------------------------------
 
-    def check_record(self, record: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    def check_record(self, record: Mapping[str, Any], path: str) -> dict[str, Any]:
         """A plain-dict copy of ``record`` after checking its field names and key values.
 
         Raises:
@@ -100,7 +99,7 @@ class TableSchema:
         self.key_of(record, path)
         return dict(record)
 
-    def key_of(self, record: Mapping[str, Any], path: Path) -> tuple[str, ...]:
+    def key_of(self, record: Mapping[str, Any], path: str) -> tuple[str, ...]:
         """The primary-key values of ``record``.
 
         Raises:
@@ -114,7 +113,7 @@ class TableSchema:
             values.append(record[field])
         return self.check_key(values, path)
 
-    def check_key(self, values: Sequence[Any], path: Path) -> tuple[str, ...]:
+    def check_key(self, values: Sequence[Any], path: str) -> tuple[str, ...]:
         """``values`` as a primary key.
 
         Raises:
@@ -137,7 +136,7 @@ class TableSchema:
                 raise SchemaError(f"table {self.name!r}: key field {field!r} must be {kind}, not {value!r}", path=path)
         return tuple(values)
 
-    def check_fields(self, names: Sequence[str], path: Path, *, meta: bool = False) -> None:
+    def check_fields(self, names: Sequence[str], path: str, *, meta: bool = False) -> None:
         """Check names used in ``where=`` or ``order_by=`` (``meta`` also allows the table's own times).
 
         Raises:

@@ -48,6 +48,14 @@ class Storage(Protocol):
         """The full path of ``name`` in ``directory``, for messages and users."""
         ...
 
+    def locator(self, directory: str, name: str = "") -> str:
+        """The string naming ``name`` in ``directory`` in messages and errors."""
+        ...
+
+    def local_path(self, directory: str, name: str = "") -> Path | None:
+        """The local file-system path of ``name`` in ``directory``, or ``None``."""
+        ...
+
     def read(self, directory: str, name: str) -> bytes | None:
         """The whole file, or ``None`` if it or its directory does not exist."""
         ...

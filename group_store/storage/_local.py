@@ -70,6 +70,12 @@ class LocalStorage:
         path = self.root / directory if directory else self.root
         return path / name if name else path
 
+    def locator(self, directory: str, name: str = "") -> str:
+        return str(self.path(directory, name))
+
+    def local_path(self, directory: str, name: str = "") -> Path | None:
+        return self.path(directory, name)
+
     def _dir(self, directory: str, create: bool) -> AbstractContextManager[int | None]:
         return self._tree.open(directory, create)
 

@@ -262,7 +262,7 @@ def _upgrade_format(context: MigrationContext) -> int | None:
     """
     storage = context.engine.storage
     with boundary(None, storage, "", FORMAT_MARKER):
-        found = check_format_marker(storage.read("", FORMAT_MARKER), storage.path("", FORMAT_MARKER))
+        found = check_format_marker(storage.read("", FORMAT_MARKER), storage.locator("", FORMAT_MARKER))
     version = found or 1
     while version < FORMAT_VERSION:
         FORMAT_UPGRADES[version](context)
@@ -306,7 +306,7 @@ def migrate_store(
     context = MigrationContext(engine, dry_run)
     # The format is checked before anything is renamed: a newer store is refused untouched.
     with boundary(None, engine.storage, "", FORMAT_MARKER):
-        check_format_marker(engine.storage.read("", FORMAT_MARKER), engine.storage.path("", FORMAT_MARKER))
+        check_format_marker(engine.storage.read("", FORMAT_MARKER), engine.storage.locator("", FORMAT_MARKER))
     migration(context)
     version = _upgrade_format(context)
     rewritten = None if dry_run else format_store(root, on_error=context.error)

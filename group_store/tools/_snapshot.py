@@ -217,14 +217,14 @@ def render(root: Path, masks: Masks, include_metadata: bool) -> dict[str, str]:
     """
     files: dict[str, str] = {}
     for entry in walk(root, include_expired=True, on_error=_strict):
-        relative = entry.path.relative_to(root).as_posix()
+        relative = Path(entry.path).relative_to(root).as_posix()
         if entry.kind == "document":
             data = encode_document(entry.key, masks.value(entry.value()))
         else:
             data = encode_lines(entry.key, [masks.value(item) for item in entry.value()])
         text = files[relative] = masks.text(data.decode())
         if include_metadata and entry.expires_at is not None:
-            sidecar = entry.path.with_name(entry.path.name.removesuffix(".json") + SIDECAR_SUFFIX)
+            sidecar = Path(entry.path).with_name(Path(entry.path).name.removesuffix(".json") + SIDECAR_SUFFIX)
             files[sidecar.relative_to(root).as_posix()] = _render_sidecar(
                 masks, text.encode(), entry.expires_at.timestamp()
             )

@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 
@@ -51,7 +50,7 @@ class Problem:
     """
 
     kind: str
-    path: Path
+    path: str
     detail: str
     fixable: bool
     fixed: bool = False
@@ -93,7 +92,7 @@ class _Checker:
         self.entries = 0
 
     def report(self, kind: str, directory: str, name: str, detail: str, repair: Repair | None) -> None:
-        problem = Problem(kind, self.engine.storage.path(directory, name), detail, fixable=repair is not None)
+        problem = Problem(kind, self.engine.storage.locator(directory, name), detail, fixable=repair is not None)
         if repair is not None and self.fix:
             try:
                 with boundary(None, self.engine.storage, directory, name):
@@ -105,7 +104,7 @@ class _Checker:
         self.problems.append(problem)
 
     def unreadable(self, error: GroupStoreError) -> None:
-        path = error.path if error.path is not None else self.engine.storage.path("")
+        path = error.path if error.path is not None else self.engine.storage.locator("")
         problem = Problem("unreadable", path, error.detail, fixable=False)
         if problem not in self.problems:  # a directory is scanned twice with fix (before and under its lock)
             self.problems.append(problem)
@@ -270,12 +269,12 @@ def rewrite_document(engine: Engine, loc: Location) -> bool:
             form (rewriting the document would rewrite that sidecar too); nothing is written.
     """
     if not _own_sidecar(engine, loc):
-        path = engine.storage.path(loc.directory, loc.sidecar)
+        path = engine.storage.locator(loc.directory, loc.sidecar)
         raise CorruptEntryError("not rewritten: its sidecar is not in the store's exact form", key=loc.key, path=path)
     found = engine.read_document(loc)
     if found is None:
         return False
-    path = engine.storage.path(loc.directory, loc.document)
+    path = engine.storage.locator(loc.directory, loc.document)
     canonical = encode_document(loc.key, decode_document(loc.key, path, found[0]))
     if canonical == found[0]:
         return False
@@ -298,7 +297,7 @@ def rewrite_log(engine: Engine, loc: Location) -> bool:
     try:
         canonical = canonical_log(raw)
     except (orjson.JSONDecodeError, InexactJSONError) as exc:
-        path = storage.path(loc.directory, loc.log)
+        path = storage.locator(loc.directory, loc.log)
         raise CorruptEntryError(f"not rewritten: {exc}", key=loc.key, path=path) from exc
     if canonical == raw:
         return False
