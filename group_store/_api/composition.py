@@ -50,8 +50,10 @@ def open_storage(
     return LocalStorage(Path(root_path), file_mode=file_mode, dir_mode=dir_mode)
 
 
-def resolve(store_or_path: View | str | os.PathLike[str], clock: Clock | None = None) -> tuple[Engine, str]:
-    """The engine and encoded directory a tool works on.
+def resolve(
+    store_or_path: View | str | os.PathLike[str], clock: Clock | None = None
+) -> tuple[Engine, str, tuple[str, ...]]:
+    """The engine, encoded directory and ``narrow()`` keys (from the store root) a tool works on.
 
     A ``Store``/``DataStore`` (or a view of one) gives its own engine and directory:
     the tool sees that view's subtree through the store's backend (and, unless
@@ -68,6 +70,6 @@ def resolve(store_or_path: View | str | os.PathLike[str], clock: Clock | None = 
         engine = store_or_path._engine
         if clock is not None and clock is not engine.clock:
             engine = Engine(engine.storage, clock, durable=engine.durable)
-        return engine, store_or_path._directory
+        return engine, store_or_path._directory, store_or_path.segments
     storage = open_storage(store_or_path, None, file_mode=0o600, dir_mode=0o700)
-    return Engine(storage, time.time if clock is None else clock, durable=False), ""
+    return Engine(storage, time.time if clock is None else clock, durable=False), "", ()
