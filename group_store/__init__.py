@@ -116,6 +116,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "MIGRATION_SOURCES",
     "AsyncTable",
     "CorruptEntryError",
     "DataStore",
@@ -130,7 +131,6 @@ __all__ = [
     "InvalidKeyError",
     "KeyNotFoundError",
     "LockTimeoutError",
-    "MIGRATION_SOURCES",
     "MigrationReport",
     "Problem",
     "Record",

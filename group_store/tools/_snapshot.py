@@ -391,6 +391,12 @@ def _unused_within(path: Path, relative: str, used: set[str]) -> list[Path]:
     return [found for child in sorted(path.iterdir()) for found in _unused_within(child, prefix + child.name, used)]
 
 
+def snapshot_directory_name(name: str) -> str:
+    """The directory of a test's snapshots under ``__store_snapshots__/<module>/``: the test's
+    name encoded as a store key (so any test name is a valid, unambiguous directory name)."""
+    return encode_segment(name)
+
+
 def remove_snapshot(path: Path) -> None:
     """Remove an unused golden file or directory, and its module directory if that is left empty."""
     if path.is_dir() and not path.is_symlink():
