@@ -39,10 +39,10 @@ if _typing.TYPE_CHECKING:
     from .tools._diff import StoreDiff as StoreDiff
     from .tools._diff import diff_stores as diff_stores
     from .tools._import import import_store as import_store
-    from .tools._migrate import MIGRATION_SOURCES as MIGRATION_SOURCES
     from .tools._migrate import MigrationReport as MigrationReport
     from .tools._migrate import Rename as Rename
     from .tools._migrate import migrate_store as migrate_store
+    from .tools._migrate import migration_sources as migration_sources
     from .tools._tree import StoreStats as StoreStats
     from .tools._tree import StoreTree as StoreTree
     from .tools._tree import TreeEntry as TreeEntry
@@ -98,7 +98,7 @@ _EXPORTS = {
     "TreeNode": ".tools._tree",
     "TreeEntry": ".tools._tree",
     "MigrationReport": ".tools._migrate",
-    "MIGRATION_SOURCES": ".tools._migrate",
+    "migration_sources": ".tools._migrate",
     "InexactJSONError": "._format.codec",
     "loads_exact": "._format.codec",
     "Rename": ".tools._migrate",
@@ -116,7 +116,6 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "MIGRATION_SOURCES",
     "AsyncTable",
     "CorruptEntryError",
     "DataStore",
@@ -158,6 +157,7 @@ __all__ = [
     "import_store",
     "loads_exact",
     "migrate_store",
+    "migration_sources",
     "stats",
     "sweep",
     "tree",

@@ -43,7 +43,6 @@ import click
 import orjson
 
 from group_store import (
-    MIGRATION_SOURCES,
     GroupStoreError,
     InexactJSONError,
     KeyNotFoundError,
@@ -55,6 +54,7 @@ from group_store import (
     import_store,
     loads_exact,
     migrate_store,
+    migration_sources,
     undecodable_names,
     verify_store,
 )
@@ -766,7 +766,7 @@ def import_(archive: str, destination: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("store")
-@click.option("--from", "source", type=click.Choice(MIGRATION_SOURCES), required=True, help="Who wrote the store.")
+@click.option("--from", "source", type=click.Choice(migration_sources()), required=True, help="Who wrote the store.")
 @click.option("--dry-run", is_flag=True, help="List what would be renamed; change nothing.")
 @json_option
 def migrate(store: str, source: str, dry_run: bool, as_json: bool) -> None:

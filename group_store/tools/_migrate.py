@@ -246,8 +246,11 @@ def _from_group_store(context: MigrationContext) -> None:
 MIGRATIONS: dict[str, Migration] = {"group-genie": _from_group_genie, "group-store": _from_group_store}
 """Every ``source`` ``migrate_store`` accepts."""
 
-MIGRATION_SOURCES: tuple[str, ...] = tuple(sorted(MIGRATIONS))
-"""The ``source`` names ``migrate_store`` accepts, sorted (what ``group-store migrate --from`` offers)."""
+
+def migration_sources() -> tuple[str, ...]:
+    """The ``source`` names ``migrate_store`` accepts, sorted (what ``group-store migrate --from`` offers)."""
+    return tuple(sorted(MIGRATIONS))
+
 
 FORMAT_UPGRADES: dict[int, Migration] = {}
 """``{N: step}``: the step that upgrades a store of format ``N`` to ``N + 1`` in place."""
