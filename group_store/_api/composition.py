@@ -8,7 +8,6 @@ decides which backend a store runs on.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,8 @@ from .._format.expiry import Clock
 from ..storage._base import Storage
 
 if TYPE_CHECKING:
+    import os
+
     from .view import View
 
 
@@ -42,7 +43,8 @@ def open_storage(
         return storage
     if root_path is None:
         raise InvalidArgumentError("pass a root path or storage= (got neither)")
-    if isinstance(root_path, bytes) or not isinstance(root_path, str | os.PathLike):
+    # os.PathLike's own test (a __fspath__ on the type), without importing os here.
+    if not isinstance(root_path, str) and not hasattr(type(root_path), "__fspath__"):
         raise InvalidArgumentError(f"a root path is a str or os.PathLike, not {root_path!r}")
     # Imported here, not at the top: a store opened on another backend never loads the local one.
     from ..storage._local import LocalStorage

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -25,6 +24,9 @@ from .handle import WriteHandle, settled
 from .store import Store
 from .view import Ttl, View
 from .writer import DEFAULT_MAX_PENDING_BYTES, Writer, WriterStatistics
+
+if TYPE_CHECKING:
+    import os
 
 T = TypeVar("T")
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .._engine.engine import MISSING, Engine
 from .._engine.sweep import sweep
@@ -17,6 +16,9 @@ from .._format.expiry import Clock
 from ..storage._base import Storage
 from .composition import open_storage
 from .view import Ttl, View
+
+if TYPE_CHECKING:
+    import os
 
 
 class Store(View):

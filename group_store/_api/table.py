@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from .._engine.table_core import Keep, Record, TableCore, Wrapper
 from .._errors import InvalidArgumentError
@@ -17,6 +16,9 @@ from .._format.schema import TableSchema
 from .datastore import DataStore
 from .store import Store
 from .view import Ttl
+
+if TYPE_CHECKING:
+    import os
 
 T = TypeVar("T")
 
