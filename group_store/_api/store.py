@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .._engine.engine import MISSING, Engine
 from .._engine.sweep import sweep
 from .._errors import KeyNotFoundError
 from .._format.expiry import Clock
-from ..storage._local import LocalStorage
+from ..storage._base import Storage
+from .composition import open_storage
 from .view import Ttl, View
+
+if TYPE_CHECKING:
+    import os
 
 
 class Store(View):
@@ -25,25 +27,47 @@ class Store(View):
     The same files as ``DataStore``; every method returns when the work is on
     disk (fsynced with ``durable=True``). Safe to share between threads and
     processes: writes take the directory's lock.
+
+    Opened on a local directory (``Store(path)``) or on any backend
+    (``Store(storage=...)``): exactly one of the two. ``file_mode`` and ``dir_mode``
+    apply to a local directory only.
+
+    Raises (at construction):
+        InvalidArgumentError: for both a path and a storage, neither, or anything else.
     """
 
     def __init__(
         self,
-        root_path: str | os.PathLike[str],
+        root_path: str | os.PathLike[str] | None = None,
         durable: bool = False,
         *,
+        storage: Storage | None = None,
         clock: Clock = time.time,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
     ) -> None:
-        storage = LocalStorage(Path(root_path), file_mode=file_mode, dir_mode=dir_mode)
-        super().__init__(Engine(storage, clock, durable=durable), ())
+        backend = open_storage(root_path, storage, file_mode=file_mode, dir_mode=dir_mode)
+        super().__init__(Engine(backend, clock, durable=durable), ())
+
+    @classmethod
+    def _sharing(cls, engine: Engine, segments: tuple[str, ...]) -> Store:
+        """A ``Store`` on another store's engine (a DataStore's, for ``run_sync``) at ``segments``.
+
+        Built by ``__init__`` on the engine's storage, then given the engine itself: what
+        the engine has learned (the format check) is shared, not paid for again per call.
+        """
+        store = cls(storage=engine.storage, durable=engine.durable, clock=engine.clock)
+        store._engine = engine
+        store._place(segments)
+        return store
 
     def narrow(self, *keys: str) -> Store:
-        """A view of the sub-store under ``keys`` (usable as a context manager)."""
-        view = Store.__new__(Store)
-        View.__init__(view, self._engine, self._child_segments(keys))
-        return view
+        """A view of the sub-store under ``keys`` (usable as a context manager), sharing this store's engine.
+
+        Raises:
+            InvalidKeyError: for no key, or an empty or non-string one.
+        """
+        return self._narrowed(keys)
 
     def save(self, key: str, data: Any, *, ttl: Ttl = None, expires_at: datetime | None = None) -> None:
         """Write ``data`` as the document ``key``; no TTL clears an old expiry.

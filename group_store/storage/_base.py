@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
 class Kind(Enum):
@@ -30,6 +30,8 @@ class Listing(NamedTuple):
     kind: Kind
 
 
+# runtime_checkable until the seam branch makes Storage an ABC (Store(storage=) checks isinstance).
+@runtime_checkable
 class Storage(Protocol):
     """Primitive, key-agnostic file operations under one root.
 
