@@ -30,7 +30,7 @@ class View:
         self._engine = engine
         self._segments = segments
         self._directory = encode_directory(segments)
-        self.root_path: Path = engine.storage.path(self._directory)
+        self.root_path: Path = Path(engine.storage.locator(self._directory))
         self._root_locator = engine.storage.locator(self._directory)
 
     @property
@@ -45,7 +45,7 @@ class View:
             InvalidKeyError: for an empty or non-string key (naming this view's directory).
         """
         with located(path=self._root_locator):
-            return self._engine.storage.path(join(self._directory, encode_directory(keys)))
+            return Path(self._engine.storage.locator(join(self._directory, encode_directory(keys))))
 
     def _child_segments(self, keys: Sequence[str]) -> tuple[str, ...]:
         if not keys:

@@ -180,7 +180,7 @@ def import_document(engine: Engine, loc: Location, payload: bytes, expiry: float
             storage.remove(loc.directory, loc.sidecar, durable=durable)  # inert while no document exists
         else:
             # As Engine.save orders it: the index record first (early, never late), then the sidecar.
-            storage.append(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry), durable=durable)
+            engine.append_lines(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry))
             storage.write(loc.directory, loc.sidecar, encode_sidecar({digest(payload): expiry}), durable=durable)
         storage.write(loc.directory, loc.document, payload, durable=durable)
         storage.remove(loc.directory, loc.log, durable=durable)

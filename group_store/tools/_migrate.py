@@ -201,7 +201,9 @@ def _genie_renames(context: MigrationContext, directory: str) -> list[str]:
                 final = target
             stems.setdefault(final, set()).add(suffix)
     context.both.extend(
-        storage.path(directory, stem + DOCUMENT_SUFFIX) for stem, found in sorted(stems.items()) if len(found) == 2
+        Path(storage.locator(directory, stem + DOCUMENT_SUFFIX))
+        for stem, found in sorted(stems.items())
+        if len(found) == 2
     )
     return [join(directory, child) for child in children]
 
@@ -215,7 +217,7 @@ def _rename(context: MigrationContext, directory: str, name: str, key: str, targ
     rewrites identically, never a name that does not decode.
     """
     storage = context.engine.storage
-    rename = Rename(storage.path(directory, name), storage.path(directory, target), kind)
+    rename = Rename(Path(storage.locator(directory, name)), Path(storage.locator(directory, target)), kind)
     if storage.kind(directory, target) is not None:
         context.collisions.append(rename)
         return False
@@ -232,7 +234,7 @@ def _rename(context: MigrationContext, directory: str, name: str, key: str, targ
         _write_key_file(context.engine, home, key_file, key.encode("utf-8"))
     # Checked above under the directory's lock, which every group_store writer takes:
     # rename(2) would silently replace a file (or an empty directory) at the target.
-    os.rename(storage.path(directory, name), storage.path(directory, target))
+    os.rename(storage.locator(directory, name), storage.locator(directory, target))
     return True
 
 
