@@ -37,7 +37,7 @@ from ._base import Kind, Listing, Storage, Tail, Version, Versioned
 from ._directories import DirectoryTree
 from ._fsync import fan_out
 from ._locks import DirectoryLock, process_locks
-from ._pins import LocalVersion, identity, pinned, still_pinned
+from ._pins import Identity, LocalVersion, identity, pinned, repin, still_pinned, take
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -414,48 +414,94 @@ class LocalStorage(Storage):
     ) -> Version | None:
         """See ``Storage.append``. A new log is written as a document is (temporary file,
         rename), so it never exists without its first bytes; an existing one is appended
-        to in place, after checking it is a regular file with no other link. The token
-        returned pins the log through the descriptor the append used (no extra call)."""
+        to in place, after checking it is a regular file with no other link.
+
+        The token returned pins the log through the descriptor the append wrote with.
+        With ``if_version``, that descriptor is written through again after one ``stat``
+        shows the name still names it at the size the token recorded (no open, no close);
+        the token is then updated to the new state and returned (it named a state that
+        exists no more, and the store's engine, its only holder, replaces it).
+        """
         with self._dir(directory, create=True) as dir_fd:
             assert dir_fd is not None
-            try:
-                fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
-            except FileNotFoundError:
-                if if_version is not None:
-                    return None
-                error = self._write_in(dir_fd, directory, [(name, data)], durable=durable)[0]
-                if error is not None:
-                    raise error from None
-                token: LocalVersion | None = _UNPINNED
+            if if_version is not None:
+                token = self._append_again(dir_fd, directory, name, data, if_version, durable)
+                in_place = token is not None
             else:
-                token = None
-                try:
-                    if if_version is None or _appended_state(if_version, status):
-                        token = self._append_in_place(fd, status, directory, name, data, keep, durable)
-                finally:
-                    if token is None:
-                        os.close(fd)
-                if (
-                    token is not None and durable
-                ):  # the log's own entry: it may have been made by a write not yet durable
-                    os.fsync(dir_fd)
+                token, in_place = self._append_anew(dir_fd, directory, name, data, keep, durable)
+            if in_place and durable:  # the log's own entry: it may have been made by a write not yet durable
+                os.fsync(dir_fd)
         if token is not None and durable:
             self._tree.sync_new(directory)
         return token
 
-    def _append_in_place(
-        self, fd: int, status: os.stat_result, directory: str, name: str, data: bytes, keep: int | None, durable: bool
-    ) -> LocalVersion:
+    def _append_anew(
+        self, dir_fd: int, directory: str, name: str, data: bytes, keep: int | None, durable: bool
+    ) -> tuple[LocalVersion, bool]:
+        """Open the log by name and append (creating it whole if absent); the new token and
+        whether it was written in place."""
+        try:
+            fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
+        except FileNotFoundError:
+            error = self._write_in(dir_fd, directory, [(name, data)], durable=durable)[0]
+            if error is not None:
+                raise error from None
+            return _UNPINNED, False
+        try:
+            self._refuse_linked(status, directory, name)
+            size = status.st_size
+            if keep is not None and keep < size:
+                os.ftruncate(fd, keep)
+                size = keep
+            self._write_at_end(fd, size, data, durable)
+        except BaseException:
+            os.close(fd)
+            raise
+        return pinned(_appended(status, size + len(data)), fd), True
+
+    def _append_again(
+        self, dir_fd: int, directory: str, name: str, data: bytes, version: Version, durable: bool
+    ) -> LocalVersion | None:
+        """Append through the token's pinned descriptor if the log is as the token's append
+        left it; ``None`` (nothing written) otherwise."""
+        if not isinstance(version, LocalVersion):
+            return None
+        fd = take(version)
+        if fd is None:
+            return None
+        try:
+            try:
+                status = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                status = None
+            # The descriptor was open (the token's, then ours) since the token was made, so its
+            # inode number was never free: an equal number is this very file. Same size: the
+            # state that append left (the file changes in place only by appends, which grow it,
+            # and cuts back to a length found whole). A file changed otherwise goes the long way.
+            if (
+                status is None
+                or (status.st_dev, status.st_ino, status.st_size) != version.identity[:3]
+                or status.st_nlink > 1
+            ):
+                os.close(fd)
+                return None
+            self._write_at_end(fd, status.st_size, data, durable)
+        except BaseException:
+            os.close(fd)
+            raise
+        repin(version, _appended(status, status.st_size + len(data)), fd)
+        return version
+
+    def _refuse_linked(self, status: os.stat_result, directory: str, name: str) -> None:
         if status.st_nlink > 1:
             # Another name for this inode may lie outside the store: neither the append
             # nor the cut may reach it.
             raise UnsafeFileError(
                 "has more than one link (a hard link?); refusing to write it in place", path=self.path(directory, name)
             )
-        size = status.st_size
-        if keep is not None and keep < size:
-            os.ftruncate(fd, keep)
-            size = keep
+
+    def _write_at_end(self, fd: int, size: int, data: bytes, durable: bool) -> None:
+        """Append ``data`` to the file of ``size`` bytes open at ``fd`` (``O_APPEND``), all or nothing."""
         try:
             self._write_all(fd, data)
             if durable:
@@ -464,11 +510,6 @@ class LocalStorage(Storage):
             # All or nothing: a failed append (ENOSPC mid-write) leaves no partial items behind.
             os.ftruncate(fd, size)
             raise
-        # Only device, inode and size: this file is changed in place only by appends (which
-        # grow it) and cuts back to a length a writer found whole, so with the inode pinned
-        # the same size is the same state. mtime/ctime stay unknown (-1): is_current() never
-        # accepts such a token.
-        return pinned((status.st_dev, status.st_ino, size + len(data), -1, -1), fd)
 
     def remove(self, directory: str, name: str, *, durable: bool = False) -> bool:
         outcome = self.remove_many(directory, (name,), durable=durable)[0]
@@ -598,15 +639,12 @@ class LocalStorage(Storage):
             return False
 
 
-def _appended_state(version: Version, status: os.stat_result) -> bool:
-    """Whether the opened log (``status``) is still as the append that made ``version`` left it."""
-    # Checked with our own descriptor open: if the token still holds its pin now, its inode
-    # number was never free since the token was made, so an equal number is the same file.
-    return (
-        isinstance(version, LocalVersion)
-        and version.identity[:3] == (status.st_dev, status.st_ino, status.st_size)
-        and still_pinned(version)
-    )
+def _appended(status: os.stat_result, size: int) -> Identity:
+    """The identity an append token records: device, inode and the size the append left.
+
+    mtime and ctime stay unknown (-1), so ``is_current()`` never accepts such a token.
+    """
+    return (status.st_dev, status.st_ino, size, -1, -1)
 
 
 def _identity(dir_fd: int, name: str) -> tuple[int, int] | None:

@@ -86,15 +86,42 @@ def pinned(ident: Identity, fd: int) -> LocalVersion:
     closing: list[int] = []
     with _lock:
         _pins.tokens[id(token)] = weakref.ref(token)
-        while len(_pins.tokens) > _pins.limit():
-            oldest_id, oldest = next(iter(_pins.tokens.items()))
-            found = oldest()
-            if found is None:  # being collected: its __del__ closes the pin
-                _pins.tokens.pop(oldest_id, None)
-            else:
-                _unpin(found, closing)
+        _evict(closing)
     _close_all(closing)
     return token
+
+
+def _evict(closing: list[int]) -> None:
+    """Unpin the least recently used tokens beyond the budget (caller holds ``_lock``)."""
+    while len(_pins.tokens) > _pins.limit():
+        oldest_id, oldest = next(iter(_pins.tokens.items()))
+        found = oldest()
+        if found is None:  # being collected: its __del__ closes the pin
+            _pins.tokens.pop(oldest_id, None)
+        else:
+            _unpin(found, closing)
+
+
+def take(token: LocalVersion) -> int | None:
+    """The token's pin, now the caller's to use and close (or give back with ``repin``),
+    or ``None`` if it has none. Taken out of the budget so no eviction closes it in use."""
+    with _lock:
+        fd = token.pin
+        if fd is not None:
+            token.pin = None
+            _pins.tokens.pop(id(token), None)
+        return fd
+
+
+def repin(token: LocalVersion, ident: Identity, fd: int) -> None:
+    """Give ``token`` the pin ``fd`` again, now naming the state ``ident``."""
+    closing: list[int] = []
+    with _lock:
+        token.identity = ident
+        token.pin = fd
+        _pins.tokens[id(token)] = weakref.ref(token)
+        _evict(closing)
+    _close_all(closing)
 
 
 def still_pinned(token: LocalVersion) -> bool:
