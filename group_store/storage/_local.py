@@ -446,7 +446,13 @@ class LocalStorage(Storage):
             error = self._write_in(dir_fd, directory, [(name, data)], durable=durable)[0]
             if error is not None:
                 raise error from None
-            return _UNPINNED, False
+            # Opened again to pin it (once per new log): the caller holds the lock, so the
+            # file at the name is still the one just renamed there.
+            try:
+                fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
+            except (FileNotFoundError, UnsafeFileError):
+                return _UNPINNED, False
+            return pinned(_appended(status, status.st_size), fd), False
         try:
             self._refuse_linked(status, directory, name)
             size = status.st_size
