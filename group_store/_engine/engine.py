@@ -544,12 +544,8 @@ class Engine:
         Raises:
             EntryKindError: if the key holds a document.
         """
-        with self.lock(loc.directory, loc.key):
-            self._append(loc, lines, count, max_items)
-
-    def _append(self, loc: Location, lines: bytes, count: int, max_items: int | None) -> None:
         storage = self.storage
-        with boundary(loc.key, storage, loc.directory, loc.log):
+        with self.lock(loc.directory, loc.key), boundary(loc.key, storage, loc.directory, loc.log):
             if storage.kind(loc.directory, loc.document) is not None:
                 # Names the file that is there (the document), not the log that is not.
                 path = storage.locator(loc.directory, loc.document)
@@ -589,7 +585,7 @@ class Engine:
         if known is not None:
             token = storage.append(directory, name, lines, keep=None, durable=self.durable, if_version=known)
             if token is not None:
-                self._remember(directory, name, token)
+                self._appended[directory, name] = token
                 return
         keep: int | None = None
         tail = storage.read_tail(directory, name, 1)

@@ -495,7 +495,7 @@ class LocalStorage(Storage):
         except BaseException:
             os.close(fd)
             raise
-        repin(version, _appended(status, status.st_size + len(data)), fd)
+        repin(version, (status.st_dev, status.st_ino, status.st_size + len(data), -1, -1), fd)
         return version
 
     def _refuse_linked(self, status: os.stat_result, directory: str, name: str) -> None:

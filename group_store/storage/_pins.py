@@ -120,8 +120,10 @@ def repin(token: LocalVersion, ident: Identity, fd: int) -> None:
         token.identity = ident
         token.pin = fd
         _pins.tokens[id(token)] = weakref.ref(token)
-        _evict(closing)
-    _close_all(closing)
+        if len(_pins.tokens) > _pins.limit():  # another thread pinned one meanwhile
+            _evict(closing)
+    if closing:
+        _close_all(closing)
 
 
 def still_pinned(token: LocalVersion) -> bool:
