@@ -115,7 +115,10 @@ def boundary(key: str | None, storage: Storage, directory: str, name: str = "") 
             raise exc.located(key=key, path=storage.locator(directory, name)) from exc
         raise
     except OSError as exc:
-        where = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else None
+        # A backend names a file other than the entry's own by its locator (an absolute path,
+        # or a URL); a bare name is the OS's own relative spelling and says less than ours.
+        name_given = exc.filename if isinstance(exc.filename, str) else ""
+        where = name_given if name_given.startswith("/") or "://" in name_given else None
         path = where or str(storage.locator(directory, name))
         raise StorageError(exc.strerror or str(exc), key=key, path=path, errno=exc.errno) from exc
 
