@@ -549,6 +549,12 @@ class Engine:
         """
         storage = self.storage
         with self.lock(loc.directory, loc.key), boundary(loc.key, storage, loc.directory, loc.log):
+            # A log still as this engine's last append left it needs no other check: that
+            # append checked there was no document and wrote the key files, and while the
+            # log exists no group_store writer makes a document beside it (save refuses)
+            # nor removes its key files (delete removes the log too, changing its state).
+            if max_items is None and self._append_known(loc.directory, loc.log, lines):
+                return
             if storage.kind(loc.directory, loc.document) is not None:
                 # Names the file that is there (the document), not the log that is not.
                 path = storage.locator(loc.directory, loc.document)
@@ -584,17 +590,27 @@ class Engine:
             UnsafeFileError, OSError: as ``Storage.append``.
         """
         storage = self.storage
-        known = self._appended.get((directory, name))
-        if known is not None:
-            token = storage.append(directory, name, lines, keep=None, durable=self.durable, if_version=known)
-            if token is not None:
-                self._appended[directory, name] = token
-                return
+        if self._append_known(directory, name, lines):
+            return
         keep: int | None = None
         tail = storage.read_tail(directory, name, 1)
         if tail is not None and not ends_whole(tail.data):
             _, keep = split_log(storage.read(directory, name) or b"")
         self._remember(directory, name, storage.append(directory, name, lines, keep=keep, durable=self.durable))
+
+    def _append_known(self, directory: str, name: str, lines: bytes) -> bool:
+        """Append if the file is still as this engine's last append left it; whether it did.
+
+        A miss forgets the version, so the caller's own attempt is not repeated.
+        """
+        known = self._appended.pop((directory, name), None)
+        if known is None:
+            return False
+        token = self.storage.append(directory, name, lines, keep=None, durable=self.durable, if_version=known)
+        if token is None:
+            return False
+        self._appended[directory, name] = token
+        return True
 
     def _remember(self, directory: str, name: str, version: Version | None) -> None:
         if version is None:

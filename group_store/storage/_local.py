@@ -584,8 +584,9 @@ class LocalStorage(Storage):
     def _held(self, directory: str, deadline: float | None) -> Iterator[None]:
         lock = process_locks.checkout(self.lock_key(directory))
         try:
-            wait = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
-            if not lock.thread_lock.acquire(timeout=wait):
+            if deadline is None:
+                lock.thread_lock.acquire()
+            elif not lock.thread_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
                 raise self._timed_out(directory)
             try:
                 if not lock.depth:

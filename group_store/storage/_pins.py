@@ -120,7 +120,7 @@ def repin(token: LocalVersion, ident: Identity, fd: int) -> None:
         token.identity = ident
         token.pin = fd
         _pins.tokens[id(token)] = weakref.ref(token)
-        if len(_pins.tokens) > _pins.limit():  # another thread pinned one meanwhile
+        if len(_pins.tokens) > (_pins.budget or _pins.limit()):  # another thread pinned one meanwhile
             _evict(closing)
     if closing:
         _close_all(closing)
