@@ -11,7 +11,8 @@ writes (appends, the torn-tail cut) also refuse a file with more than one link.
 Descriptors held at once: per storage object, the tree's root descriptor (plus
 one per time the root was removed and recreated under it, parked until the object
 goes); per process, at most ``IDLE_LOCK_DESCRIPTORS`` idle lock descriptors plus
-one per directory whose lock is held or awaited; per operation in progress, two
+one per directory whose lock is held or awaited, plus at most ``pin_budget()``
+descriptors pinned by version tokens (``_pins``); per operation in progress, two
 during a walk, one for its directory after it, one per file it reads or writes,
 and at most ``GROUP_COMMIT_DESCRIPTORS`` temporary files in a durable group commit.
 
@@ -37,7 +38,7 @@ from ._base import Kind, Listing, Storage, Tail, Version, Versioned
 from ._directories import DirectoryTree
 from ._fsync import fan_out
 from ._locks import DirectoryLock, process_locks
-from ._pins import Identity, LocalVersion, identity, pinned, repin, still_pinned, take
+from ._pins import Identity, LocalVersion, identity, pinned, still_pinned
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -416,11 +417,11 @@ class LocalStorage(Storage):
         rename), so it never exists without its first bytes; an existing one is appended
         to in place, after checking it is a regular file with no other link.
 
-        The token returned pins the log through the descriptor the append wrote with.
-        With ``if_version``, that descriptor is written through again after one ``stat``
-        shows the name still names it at the size the token recorded (no open, no close);
-        the token is then updated to the new state and returned (it named a state that
-        exists no more, and the store's engine, its only holder, replaces it).
+        The token returned pins the log (a read-only descriptor). With ``if_version``, the
+        log opened by name must still be the token's file at the size it recorded (the
+        ``fstat`` this append makes anyway); the token is then updated to the new state and
+        returned (it named a state that exists no more, and the store's engine, its only
+        holder, replaces it).
         """
         with self._dir(directory, create=True) as dir_fd:
             assert dir_fd is not None
@@ -446,13 +447,7 @@ class LocalStorage(Storage):
             error = self._write_in(dir_fd, directory, [(name, data)], durable=durable)[0]
             if error is not None:
                 raise error from None
-            # Opened again to pin it (once per new log): the caller holds the lock, so the
-            # file at the name is still the one just renamed there.
-            try:
-                fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
-            except (FileNotFoundError, UnsafeFileError):
-                return _UNPINNED, False
-            return pinned(_appended(status, status.st_size), fd), False
+            return self._pin_log(dir_fd, name, None), False
         try:
             self._refuse_linked(status, directory, name)
             size = status.st_size
@@ -460,42 +455,52 @@ class LocalStorage(Storage):
                 os.ftruncate(fd, keep)
                 size = keep
             self._write_at_end(fd, size, data, durable)
-        except BaseException:
+        finally:
             os.close(fd)
-            raise
-        return pinned(_appended(status, size + len(data)), fd), True
+        return self._pin_log(dir_fd, name, (status.st_dev, status.st_ino)), True
+
+    def _pin_log(self, dir_fd: int, name: str, written: tuple[int, int] | None) -> LocalVersion:
+        """A token for the log just appended to (the file ``written`` names, if known), pinned
+        by a read-only descriptor: a writable one kept open would make the file system refuse
+        a read-only remount (EBUSY). The caller holds the lock, so the file at the name is
+        still the one just written. Costs an open and an fstat, once per log in an unknown state."""
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return _UNPINNED  # a token that never matches: the next append reads the tail
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode) or (written is not None and written != (status.st_dev, status.st_ino)):
+            os.close(fd)
+            return _UNPINNED
+        return pinned(_appended(status, status.st_size), fd)
 
     def _append_again(
         self, dir_fd: int, directory: str, name: str, data: bytes, version: Version, durable: bool
     ) -> LocalVersion | None:
-        """Append through the token's pinned descriptor if the log is as the token's append
-        left it; ``None`` (nothing written) otherwise."""
+        """Append if the log is as the token's append left it; ``None`` (nothing written) otherwise."""
         if not isinstance(version, LocalVersion):
             return None
-        fd = take(version)
-        if fd is None:
-            return None
         try:
-            try:
-                status = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except FileNotFoundError:
-                status = None
-            # The descriptor was open (the token's, then ours) since the token was made, so its
-            # inode number was never free: an equal number is this very file. Same size: the
-            # state that append left (the file changes in place only by appends, which grow it,
-            # and cuts back to a length found whole). A file changed otherwise goes the long way.
+            fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
+        except (FileNotFoundError, UnsafeFileError):
+            return None  # the long way reports what is there
+        try:
+            # Our descriptor names the file at the name now; if the token still holds its pin
+            # after our open, the token's inode number was never free since it was made, so an
+            # equal number is this very file. Same size: the state that append left (the file
+            # changes in place only by appends, which grow it, and cuts back to a length found
+            # whole). A file changed otherwise goes the long way, which reads its tail.
             if (
-                status is None
-                or (status.st_dev, status.st_ino, status.st_size) != version.identity[:3]
+                (status.st_dev, status.st_ino, status.st_size) != version.identity[:3]
                 or status.st_nlink > 1
+                or not still_pinned(version)
             ):
-                os.close(fd)
                 return None
             self._write_at_end(fd, status.st_size, data, durable)
-        except BaseException:
+        finally:
             os.close(fd)
-            raise
-        repin(version, (status.st_dev, status.st_ino, status.st_size + len(data), -1, -1), fd)
+        # Invariant: an append token's identity changes only here, under its directory's lock.
+        version.identity = _appended(status, status.st_size + len(data))
         return version
 
     def _refuse_linked(self, status: os.stat_result, directory: str, name: str) -> None:

@@ -102,30 +102,6 @@ def _evict(closing: list[int]) -> None:
             _unpin(found, closing)
 
 
-def take(token: LocalVersion) -> int | None:
-    """The token's pin, now the caller's to use and close (or give back with ``repin``),
-    or ``None`` if it has none. Taken out of the budget so no eviction closes it in use."""
-    with _lock:
-        fd = token.pin
-        if fd is not None:
-            token.pin = None
-            _pins.tokens.pop(id(token), None)
-        return fd
-
-
-def repin(token: LocalVersion, ident: Identity, fd: int) -> None:
-    """Give ``token`` the pin ``fd`` again, now naming the state ``ident``."""
-    closing: list[int] = []
-    with _lock:
-        token.identity = ident
-        token.pin = fd
-        _pins.tokens[id(token)] = weakref.ref(token)
-        if len(_pins.tokens) > (_pins.budget or _pins.limit()):  # another thread pinned one meanwhile
-            _evict(closing)
-    if closing:
-        _close_all(closing)
-
-
 def still_pinned(token: LocalVersion) -> bool:
     """Whether ``token`` holds its pin; marks it recently used."""
     with _lock:
