@@ -119,7 +119,7 @@ class DataStore(View):
     async def delete(self, key: str) -> bool:
         """Remove ``key`` (in order with queued writes); ``True`` if it held a live entry."""
         loc = self._location(key)
-        result: bool = await self._writer.call(partial(self._locked, loc, self._engine.delete, loc), loc)
+        result: bool = await self._writer.call(partial(self._engine.delete, loc), loc)
         return result
 
     async def update(
@@ -148,17 +148,13 @@ class DataStore(View):
         self._check_update_function(key, function)
         loc = self._location(key)
         expiry = self._update_expiry(key, ttl, expires_at)
-        work = partial(self._locked, loc, self._engine.update, loc, function, default, expiry)
+        work = partial(self._engine.update, loc, function, default, expiry)
         return await self._writer.call(work, loc)
 
     async def sweep(self) -> int:
         """Delete expired entries in this subtree (and crash leftovers); return how many entries."""
         count: int = await self._writer.call(partial(sweep, self._engine, self._directory, self._segments))
         return count
-
-    def _locked(self, loc: Location, function: Callable[..., T], *args: Any) -> T:
-        with self._engine.lock(loc.directory, loc.key):
-            return function(*args)
 
     async def run_sync(self, function: Callable[[Store], T]) -> T:
         """Run ``function(store)`` in the writer thread, with a blocking ``Store`` on this view's files.
@@ -236,7 +232,9 @@ class DataStore(View):
     # -- reads -------------------------------------------------------------
 
     async def _read(self, function: Callable[..., T], *args: Any) -> T:
-        if not self._inline_reads:
+        # Inline only where the backend says a read returns in microseconds: on object
+        # storage a read is a network round trip, which must not block the event loop.
+        if not (self._inline_reads and self._engine.storage.blocking_io_is_cheap):
             return await anyio.to_thread.run_sync(function, *args)
         result = function(*args)
         # Still a checkpoint: a loop of loads lets other tasks run and can be cancelled.

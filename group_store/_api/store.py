@@ -79,8 +79,7 @@ class Store(View):
             StorageError, UnsafeFileError: if the file system refuses (the old value stays).
         """
         loc, payload, expiry = self._document(key, data, ttl, expires_at)
-        with self._engine.lock(loc.directory, loc.key):
-            self._engine.save(loc, payload, expiry)
+        self._engine.save(loc, payload, expiry)
 
     def append(self, key: str, items: Sequence[Any], *, max_items: int | None = None) -> None:
         """Append ``items`` to the log ``key`` in one write, keeping the newest ``max_items``.
@@ -91,8 +90,7 @@ class Store(View):
         """
         loc, lines, count = self._lines(key, items, max_items)
         if count:
-            with self._engine.lock(loc.directory, loc.key):
-                self._engine.append(loc, lines, count, max_items)
+            self._engine.append(loc, lines, count, max_items)
 
     def load(self, key: str) -> Any:
         """The document's value, or a log's items as a list.
@@ -125,9 +123,7 @@ class Store(View):
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it held a live entry."""
-        loc = self._location(key)
-        with self._engine.lock(loc.directory, loc.key):
-            return self._engine.delete(loc)
+        return self._engine.delete(self._location(key))
 
     def update(
         self,
@@ -153,16 +149,16 @@ class Store(View):
         self._check_update_function(key, function)
         loc = self._location(key)
         expiry = self._update_expiry(key, ttl, expires_at)
-        with self._engine.lock(loc.directory, loc.key):
-            return self._engine.update(loc, function, default, expiry)
+        return self._engine.update(loc, function, default, expiry)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold this directory's lock, the one every write here takes, for a multi-step change.
 
         Excludes other threads and processes; re-entrant in one thread (writes in
-        the ``with`` body take it again). Take a parent directory's lock before a
-        child's, never the other way round.
+        the ``with`` body take it again). Waits as long as it takes. Holding two: a
+        parent's lock before a child's, never the other way round (the rules are the
+        ``Storage`` docstring's).
         """
         with self._engine.lock(self._directory):
             yield

@@ -197,7 +197,7 @@ def import_document(engine: Engine, loc: Location, payload: bytes, expiry: float
             storage.remove(loc.directory, loc.sidecar, durable=durable)  # inert while no document exists
         else:
             # As Engine.save orders it: the index record first (early, never late), then the sidecar.
-            _add_index_record(engine, loc, expiry)
+            engine.append_lines(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry))
             storage.write(loc.directory, loc.sidecar, encode_sidecar({digest(payload): expiry}), durable=durable)
         storage.write(loc.directory, loc.document, payload, durable=durable)
         storage.remove(loc.directory, loc.log, durable=durable)
@@ -217,20 +217,6 @@ def import_log(engine: Engine, loc: Location, payload: bytes) -> None:
     storage.write(loc.directory, loc.log, payload, durable=durable)
     if storage.remove(loc.directory, loc.document, durable=durable):
         storage.remove(loc.directory, loc.sidecar, durable=durable)
-
-
-def _add_index_record(engine: Engine, loc: Location, expiry: float) -> None:
-    """Add the entry's record to the directory's expiry index by one atomic replace.
-
-    Rather than ``Storage.append``: a kind change on import is rare, and a whole-file
-    replace needs no torn-tail rule here (a torn last line is ended, and the index's
-    parser skips it).
-    """
-    storage = engine.storage
-    raw = storage.read(loc.directory, EXPIRY_INDEX) or b""
-    if raw and not raw.endswith(b"\n"):
-        raw += b"\n"
-    storage.write(loc.directory, EXPIRY_INDEX, raw + index_line(loc.name, expiry), durable=engine.durable)
 
 
 def _write_key_files(engine: Engine, loc: Location) -> None:
