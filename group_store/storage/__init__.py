@@ -13,15 +13,17 @@ if _typing.TYPE_CHECKING:
     from ._base import Listing as Listing
     from ._base import Storage as Storage
     from ._local import LocalStorage as LocalStorage
+    from ._memory import MemoryStorage as MemoryStorage
 
 _EXPORTS = {
     "Kind": "._base",
     "Listing": "._base",
     "Storage": "._base",
     "LocalStorage": "._local",
+    "MemoryStorage": "._memory",
 }
 
-__all__ = ["Kind", "Listing", "LocalStorage", "Storage"]
+__all__ = ["Kind", "Listing", "LocalStorage", "MemoryStorage", "Storage"]
 
 
 def __getattr__(name: str) -> object:

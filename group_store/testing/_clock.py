@@ -1,10 +1,8 @@
-"""Helpers for testing code that uses group_store."""
+"""``FakeClock``: time injected into a store, moved by hand."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-
-from .tools._snapshot import UnmatchedMaskWarning as UnmatchedMaskWarning
 
 
 class FakeClock:
