@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -83,18 +84,27 @@ class StorageContract:
     def test_readers_see_the_old_or_the_new_bytes_never_a_mix(self, storage: Storage) -> None:
         versions = (b"a" * 65_536, b"b" * 100_000)
         storage.write("d", "f", versions[0], durable=False)
-        done = threading.Event()
 
-        def rewrite() -> None:
-            try:
-                for index in range(100):
-                    storage.write("d", "f", versions[index % 2], durable=False)
-            finally:
-                done.set()
+        def rewrite(index: int) -> None:
+            storage.write("d", "f", versions[index % 2], durable=False)
 
-        with _in_threads(rewrite):
-            while not done.is_set():
-                assert storage.read("d", "f") in versions
+        def check() -> None:
+            assert storage.read("d", "f") in versions
+
+        _check_while_writing(rewrite, check)
+
+    def test_readers_see_whole_appends(self, storage: Storage) -> None:
+        record = b"record\n"
+
+        def append(index: int) -> None:
+            with storage.lock("d"):
+                storage.append("d", "log", record, keep=None, durable=False)
+
+        def check() -> None:
+            data = storage.read("d", "log")
+            assert data is None or data == record * (len(data) // len(record))
+
+        _check_while_writing(append, check)
 
     def test_a_refused_write_leaves_the_file_as_it_was(self, storage: Storage) -> None:
         storage.write("", "f", b"file", durable=False)
@@ -125,27 +135,23 @@ class StorageContract:
         assert versioned.data == b"1"
 
     def test_read_versions_is_a_snapshot(self, storage: Storage) -> None:
-        # The writer sets a then b to each counter value in turn, so at every moment a is
-        # b or b + 1; reads of a then b at two moments could see b ahead of a.
+        # The writer sets a, then b, to each counter value in turn, so at every moment a is
+        # b or b + 1; a read of a, then of b a moment later, could see b ahead of a.
         storage.write_many("d", [("a", b"0"), ("b", b"0")], durable=False)
-        done = threading.Event()
 
-        def count() -> None:
-            try:
-                for value in range(1, 300):
-                    storage.write("d", "a", str(value).encode(), durable=False)
-                    storage.write("d", "b", str(value).encode(), durable=False)
-            finally:
-                done.set()
+        def count(index: int) -> None:
+            storage.write("d", "a", str(index + 1).encode(), durable=False)
+            storage.write("d", "b", str(index + 1).encode(), durable=False)
 
-        with _in_threads(count):
-            while not done.is_set():
-                versions = storage.read_versions("d", ["a", "b"])
-                assert None not in versions
-                a, b = (int(item.data) for item in versions if item is not None)
-                assert a in (b, b + 1)
-                a, b = (int(data) for data in storage.read_many("d", ["a", "b"]) if data is not None)
-                assert a in (b, b + 1)
+        def check() -> None:
+            versions = storage.read_versions("d", ["a", "b"])
+            assert None not in versions
+            a, b = (int(item.data) for item in versions if item is not None)
+            assert a in (b, b + 1)
+            a, b = (int(data) for data in storage.read_many("d", ["a", "b"]) if data is not None)
+            assert a in (b, b + 1)
+
+        _check_while_writing(count, check)
 
     def test_a_rewrite_changes_the_version(self, storage: Storage) -> None:
         storage.write("d", "f", b"same", durable=False)
@@ -302,6 +308,9 @@ class StorageContract:
                 with storage.lock("d"):
                     found = storage.read("d", "count")
                     assert found is not None
+                    # Waits for nothing: gives the GIL away between the read and the write,
+                    # where an unlocked increment would lose to another thread's.
+                    time.sleep(0)
                     storage.write("d", "count", str(int(found) + 1).encode(), durable=False)
 
         with _in_threads(*[increment] * 4):
@@ -454,6 +463,33 @@ def _race_write_if(storage: Storage, directory: str, name: str, version: Version
 
 def _visible(listings: list[Listing]) -> set[tuple[str, Kind]]:
     return {(name, kind) for name, kind in listings if name != LOCK_NAME and not is_temp_name(name)}
+
+
+def _check_while_writing(step: Callable[[int], None], check: Callable[[], None]) -> None:
+    """Call ``check()`` over and over while another thread calls ``step(0)``, ``step(1)``, ...
+
+    Until each has run many times while the other was running: a fixed number of steps
+    can all finish within one GIL time slice, before the first check has begun.
+    """
+    steps = [0]
+    stop = threading.Event()
+
+    def write() -> None:
+        try:
+            while not stop.is_set():
+                step(steps[0])
+                steps[0] += 1
+        finally:
+            stop.set()
+
+    with _in_threads(write):
+        try:
+            start, checks = steps[0], 0
+            while not stop.is_set() and (checks < 200 or steps[0] - start < 100):
+                check()
+                checks += 1
+        finally:
+            stop.set()
 
 
 @contextmanager
