@@ -6,10 +6,10 @@ in the plainest way, so a third-party backend that disagrees with it on the conf
 suite (``group_store.testing.StorageContract``) is the one to look at.
 
 Not done: persistence (everything goes with the object), sharing between processes (each
-process, and each ``MemoryStorage`` object, has its own files and locks), symlinks or
+process, and each ``MemoryStorage`` object, has its own files and locks), symlinks and
 other non-regular files (``UnsafeFileError`` arises only where a file and a directory
-would share a name, as it does locally), and durability (``durable``
-is accepted and ignored: there is no power loss to survive).
+would share a name, as it does locally), and durability (``durable`` is accepted and
+ignored: there is no power loss to survive).
 """
 
 from __future__ import annotations
