@@ -16,6 +16,7 @@ if _typing.TYPE_CHECKING:
     from ._base import Version as Version
     from ._base import Versioned as Versioned
     from ._local import LocalStorage as LocalStorage
+    from ._memory import MemoryStorage as MemoryStorage
 
 _EXPORTS = {
     "Kind": "._base",
@@ -25,9 +26,10 @@ _EXPORTS = {
     "Version": "._base",
     "Versioned": "._base",
     "LocalStorage": "._local",
+    "MemoryStorage": "._memory",
 }
 
-__all__ = ["Kind", "Listing", "LocalStorage", "Storage", "Tail", "Version", "Versioned"]
+__all__ = ["Kind", "Listing", "LocalStorage", "MemoryStorage", "Storage", "Tail", "Version", "Versioned"]
 
 
 def __getattr__(name: str) -> object:
