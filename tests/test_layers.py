@@ -228,7 +228,8 @@ def modules_loaded_by(statement: str) -> list[str]:
         "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] == 'group_store')))\n"
     )
     # This tree's code, whatever is installed.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    path = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     loaded: list[str] = json.loads(result.stdout)
