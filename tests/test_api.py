@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import group_store
+import group_store.storage
 from group_store import (
     CorruptEntryError,
     EntryKindError,
@@ -18,6 +19,7 @@ from group_store import (
     InvalidArgumentError,
     InvalidKeyError,
     KeyNotFoundError,
+    LockTimeoutError,
     SerializationError,
     StorageError,
     StoreClosedError,
@@ -38,6 +40,17 @@ def test_all_is_sorted_and_complete() -> None:
         name for name in dir(group_store) if name.isidentifier() and not name.startswith("_") and name not in submodules
     }
     assert public == set(group_store.__all__)
+
+
+def test_the_storage_seams_all_is_sorted_and_complete() -> None:
+    seam = group_store.storage
+    assert seam.__all__ == sorted(seam.__all__)
+    assert set(seam._EXPORTS) == set(seam.__all__)
+    for name in seam.__all__:
+        assert getattr(seam, name).__doc__, name
+    private = {name for name in dir(seam) if name.startswith("_")}
+    # dir() is what a user sees: __all__, and nothing public besides (the backends' modules are private).
+    assert set(dir(seam)) - private == set(seam.__all__)
 
 
 def test_every_public_function_is_documented() -> None:
@@ -61,6 +74,7 @@ def test_every_public_function_is_documented() -> None:
         (UnsafeFileError, OSError),
         (StorageError, OSError),
         (StoreClosedError, RuntimeError),
+        (LockTimeoutError, TimeoutError),
     ],
 )
 def test_errors_inherit_the_matching_builtin_and_pickle(error: type[GroupStoreError], builtin: type) -> None:

@@ -11,19 +11,33 @@ import subprocess
 import sys
 import tarfile
 from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from group_store import Store
+from group_store.__main__ import main
 from group_store._format.expiry import encode_sidecar
 from group_store._format.layout import temp_name
 from group_store.cli import cli
 from group_store.testing import FakeClock
 
-COMMANDS = sorted(cli.commands)
+
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command of ``group`` as the words that invoke it (sub-groups walked)."""
+    paths = []
+    for name, command in sorted(group.commands.items()):
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths += _command_paths(command, (*prefix, name))
+    return paths
+
+
+COMMANDS = _command_paths(cli)
 
 
 def run(*args: str, stdin: str | bytes | None = None) -> Result:
@@ -54,23 +68,36 @@ def built(tmp_path: Path) -> Path:
 
 def test_every_command_has_help() -> None:
     for command in COMMANDS:
-        result = run(command, "--help")
+        result = run(*command, "--help")
         assert result.exit_code == 0, command
-        assert "Usage: group-store" in result.stdout
-        assert "--json" in result.stdout
+        assert result.stdout.startswith(f"Usage: group-store {' '.join(command)} "), command
+        assert "--json" in result.stdout, command
 
 
-def test_every_command_is_documented_in_the_readme() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for command in COMMANDS:
-        assert f"`group-store {command} " in readme, command
+def test_the_installed_script_runs_the_command_line(built: Path) -> None:
+    # The one subprocess test: the entry point that pip installs reaches the commands.
+    [entry_point] = (ep for ep in entry_points(group="console_scripts") if ep.name == "group-store")
+    assert entry_point.value == "group_store.__main__:main"
+    script = Path(sys.executable).with_name("group-store")
+    result = subprocess.run(
+        [str(script) if script.exists() else "group-store", "ls", str(built), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout) == {"keys": ["A/b", "cache"], "children": ["alice"]}
 
 
-def test_the_installed_script_runs() -> None:
-    script = shutil.which("group-store") or str(Path(sys.executable).with_name("group-store"))
-    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0
-    assert "verify" in result.stdout
+def test_main_runs_the_command_line_as_group_store(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["ls", str(built), "alice"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == "agent\nmessages\n"
+    with pytest.raises(SystemExit) as exited:
+        main(["get", str(built), "nope"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("group-store: error: ")
 
 
 def test_ls_get_tree_stats(built: Path) -> None:

@@ -26,7 +26,19 @@ from group_store import Store
 from group_store._format.expiry import encode_sidecar
 from group_store.cli import cli
 
-COMMANDS = sorted(cli.commands)
+
+def _leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+    """Every command of ``group`` that runs something, by the words that invoke it (sub-groups walked)."""
+    leaves: dict[tuple[str, ...], click.Command] = {}
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            leaves.update(_leaf_commands(command, (*prefix, name)))
+        else:
+            leaves[(*prefix, name)] = command
+    return leaves
+
+
+COMMANDS = _leaf_commands(cli)
 LINE_PREFIXES = ("group-store: error: ", "group-store: skipped: ", "group-store: warning: ")
 
 # Names the store gives meaning to, beside arbitrary ones (never "/", "." or "..": everything stays in the tree).
@@ -106,9 +118,9 @@ def _arguments(draw: st.DrawFn, command: click.Command, paths: list[str], keys: 
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), command=st.sampled_from(COMMANDS), tree=_TREE, garbage=st.binary(max_size=200))
+@given(data=st.data(), command=st.sampled_from(sorted(COMMANDS)), tree=_TREE, garbage=st.binary(max_size=200))
 def test_no_input_makes_any_command_print_a_traceback(
-    data: st.DataObject, command: str, tree: list[tuple[list[str], bytes | None]], garbage: bytes
+    data: st.DataObject, command: tuple[str, ...], tree: list[tuple[list[str], bytes | None]], garbage: bytes
 ) -> None:
     as_json = data.draw(st.booleans(), label="--json")
     with tempfile.TemporaryDirectory() as scratch:
@@ -121,7 +133,8 @@ def test_no_input_makes_any_command_print_a_traceback(
         paths = [str(base / name) for name in ("store", "garbage.jsonl", "garbage.tar.gz", "tree.tar.gz")]
         paths += [str(base / "missing"), "out.jsonl", "out.tar.gz", "out.zip", "."]
         # --json first: a random "--" among the words cannot turn it into a key.
-        args = [command, *(["--json"] if as_json else []), *data.draw(_arguments(cli.commands[command], paths, keys))]
+        arguments = data.draw(_arguments(COMMANDS[command], paths, keys))
+        args = [*command, *(["--json"] if as_json else []), *arguments]
         runner = CliRunner()
         with runner.isolated_filesystem(temp_dir=scratch):  # relative output names land in the scratch directory
             stdin = data.draw(st.binary(max_size=64) | st.sampled_from([b'{"a": 1}', b"[1, 2]"]), label="stdin")
