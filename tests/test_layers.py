@@ -48,6 +48,10 @@ IO_ALLOWED: dict[str, str] = {
     "group_store.storage._directories": "the local backend's directories",
     # The local backend's durability: fsync of files and of their directories.
     "group_store.storage._fsync": "the local backend's fsync",
+    # The local backend's version tokens: read-only descriptors that pin inodes, and their budget.
+    "group_store.storage._pins": "the local backend's pinned descriptors",
+    # os.register_at_fork only (a forked child gets a fresh handle guard); no file is touched.
+    "group_store._api.handle": "the fork hook of write handles",
     # Writes the archive file itself (.tar.gz through tarfile, or .jsonl): a file the user named, not the store.
     "group_store.tools._archive": "the archive file",
     # Reads the archive file, and unpacks a .tar.gz into a private temporary directory before importing.

@@ -20,11 +20,11 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
+from enum import Enum
 from typing import NamedTuple
 
 import orjson
 
-from ..storage._base import Kind, Listing
 from .keys import decode_segment, encode_segment, is_hashed_name, matches_hashed_name
 
 DOCUMENT_SUFFIX = ".json"
@@ -43,6 +43,21 @@ FORMAT_VERSION = 1
 _TEMP_NAME = re.compile(
     r"\.(?:[a-z0-9_~-]+(?:\.json|\.jsonl|\.meta\.json|\.key)|\.key|\.expiry\.jsonl|\.group_store)\.[0-9a-f]{16}\.tmp"
 )
+
+
+class Kind(Enum):
+    """What a directory entry is; anything but a regular file or directory is OTHER."""
+
+    FILE = "file"
+    DIRECTORY = "directory"
+    OTHER = "other"
+
+
+class Listing(NamedTuple):
+    """One name in a directory and its kind (symlinks are OTHER: never followed)."""
+
+    name: str
+    kind: Kind
 
 
 def temp_name(name: str) -> str:

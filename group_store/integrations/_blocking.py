@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import anyio.to_thread
 
 from group_store import DataStore, Store
 
 T = TypeVar("T")
-StoreArg = Store | DataStore | str | os.PathLike[str]
+if TYPE_CHECKING:
+    import os
+
+    # What an adapter accepts as its store: a store, or the path of a local one.
+    StoreArg: TypeAlias = Store | DataStore | str | os.PathLike[str]
 
 
 class BlockingRunner:

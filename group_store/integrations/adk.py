@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from google.adk.errors import StaleSessionError
@@ -78,7 +78,10 @@ from typing_extensions import override
 
 from group_store import KeyNotFoundError, Store
 
-from ._blocking import BlockingRunner, StoreArg
+from ._blocking import BlockingRunner
+
+if TYPE_CHECKING:
+    from ._blocking import StoreArg
 
 __all__ = ["URI_SCHEME", "GroupStoreMemoryService", "GroupStoreSessionService", "register_uri_scheme", "store_from_uri"]
 

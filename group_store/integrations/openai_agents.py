@@ -52,11 +52,14 @@ to survive power loss.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from group_store import KeyNotFoundError, Store
 
-from ._blocking import BlockingRunner, StoreArg
+from ._blocking import BlockingRunner
+
+if TYPE_CHECKING:
+    from ._blocking import StoreArg
 
 __all__ = ["DEFAULT_SESSIONS_DIR", "POP_LINE", "GroupStoreSession"]
 

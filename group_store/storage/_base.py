@@ -23,24 +23,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
-
-class Kind(Enum):
-    """What a directory entry is; anything but a regular file or directory is OTHER."""
-
-    FILE = "file"
-    DIRECTORY = "directory"
-    OTHER = "other"
-
-
-class Listing(NamedTuple):
-    """One name in a directory and its kind (symlinks are OTHER: never followed)."""
-
-    name: str
-    kind: Kind
+from .._format.layout import Kind as Kind
+from .._format.layout import Listing as Listing
 
 
 class Version:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -13,7 +12,11 @@ import anyio.to_thread
 from group_store import DataStore, Store
 
 T = TypeVar("T")
-Target = Store | DataStore | str | os.PathLike[str]
+if TYPE_CHECKING:
+    import os
+
+    # What an adapter accepts as its store: a store, or the path of a local one.
+    Target: TypeAlias = Store | DataStore | str | os.PathLike[str]
 
 
 class Backend:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -21,10 +21,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from group_store import InvalidArgumentError
 
-from ._backend import Backend, Target
+from ._backend import Backend
 from ._checkpoints import CheckpointFiles
 from ._codec import ValueCodec
 from ._space import Candidate, StoredCheckpoint
+
+if TYPE_CHECKING:
+    from ._backend import Target
 
 _BATCH = 16  # checkpoints read per call (one thread hop for ``alist``), sharing one cache
 

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from langgraph.store.base import (
@@ -70,7 +70,10 @@ from langgraph.store.base import (
 from group_store import Store
 
 from . import _filters
-from ._backend import Backend, Target
+from ._backend import Backend
+
+if TYPE_CHECKING:
+    from ._backend import Target
 
 logger = logging.getLogger(__name__)
 
