@@ -51,6 +51,7 @@ _BOTH_BACKENDS = (
     "test_stateful.py",
     "repos/",
     "genie/",
+    "integrations/",
 )
 _TESTS = Path(__file__).parent
 
