@@ -23,7 +23,7 @@ from group_store import (
     verify_store,
     walk,
 )
-from group_store.storage import LocalStorage, Storage
+from group_store.storage import LocalStorage, MemoryStorage, Storage
 from group_store.testing import FakeClock
 
 from .local_paths import root_of
@@ -189,3 +189,14 @@ def test_tools_on_a_store_without_local_files(tmp_path: Path) -> None:
     assert sweep(store).count == 0
     with pytest.raises(InvalidArgumentError, match="local store"):
         migrate_store(store)
+
+
+def test_the_backend_parametrization_opens_every_path_on_its_backend(tmp_path: Path, backend: str) -> None:
+    # The guard of tests/conftest.py's mechanism: were the redirect lost, every memory case
+    # would silently run on the local backend.
+    store = Store(tmp_path / "s")
+    store.save("k", 1)
+    assert type(store.storage) is (MemoryStorage if backend == "memory" else LocalStorage)
+    assert Store(tmp_path / "s").load("k") == 1  # two stores on one path share one storage
+    assert Store(tmp_path / "other").get("k") is None
+    assert (sorted(p.name for p in tmp_path.iterdir()) == []) == (backend == "memory")
