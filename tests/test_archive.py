@@ -90,7 +90,7 @@ def test_import_gives_each_entry_exactly_the_archived_state(sides: Any, tmp_path
     for address, state in expected.items():
         assert after[address] == state, address
     assert after[("a-only",)][0] == {"a": 1}  # entries the archive does not hold are kept
-    assert not diff_stores(b, archive)
+    assert not diff_stores(Store(b), archive)  # a path is probed on disk: the store is given
 
 
 def _instrument(monkeypatch: pytest.MonkeyPatch, root: Path, check: Callable[[], None]) -> list[str]:
@@ -110,6 +110,7 @@ def _instrument(monkeypatch: pytest.MonkeyPatch, root: Path, check: Callable[[],
     return calls
 
 
+@pytest.mark.local_only("instruments LocalStorage's methods")
 @pytest.mark.parametrize("suffix", [".tar.gz", ".jsonl"])
 def test_every_key_holds_its_old_or_new_value_at_every_moment_of_an_import(
     sides: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
@@ -178,6 +179,7 @@ def test_tar_import_refuses_escaping_members_and_links_before_writing(tmp_path: 
     assert not (tmp_path / "escape.json").exists()
 
 
+@pytest.mark.local_only("lists the imported files on disk")
 def test_import_skips_and_reports_foreign_members_and_bad_records(tmp_path: Path) -> None:
     archive = tmp_path / "mixed.tar.gz"
     _tar(
@@ -221,6 +223,7 @@ def test_import_skips_and_reports_foreign_members_and_bad_records(tmp_path: Path
     assert not Store(destination).exists("dup")
 
 
+@pytest.mark.local_only("damages files on disk")
 def test_export_and_diff_skip_and_report_bad_entries(tmp_path: Path) -> None:
     root = tmp_path / "store"
     store = Store(root)

@@ -23,7 +23,7 @@ from group_store import (
     verify_store,
     walk,
 )
-from group_store.storage import LocalStorage, Storage
+from group_store.storage import LocalStorage, MemoryStorage, Storage
 from group_store.testing import FakeClock
 
 from .local_paths import root_of
@@ -57,6 +57,7 @@ def _seed(store: Store) -> None:
     store.narrow("x" * 200).save("hashed", True)
 
 
+@pytest.mark.local_only("builds a LocalStorage on the path")
 def test_a_path_and_a_storage_open_the_same_store(tmp_path: Path) -> None:
     Store(tmp_path).save("k", {"v": 1})
     on_storage = Store(storage=LocalStorage(tmp_path))
@@ -106,6 +107,7 @@ def test_root_path_is_none_without_local_files(tmp_path: Path) -> None:
     assert "test://" in repr(store.narrow("a"))
 
 
+@pytest.mark.local_only("checks narrow_path() on disk")
 def test_narrow_shares_one_engine(tmp_path: Path) -> None:
     store = Store(tmp_path)
     view = store.narrow("a", "b")
@@ -138,6 +140,7 @@ def test_no_object_is_built_by_bypassing_init() -> None:
     assert offenders == []
 
 
+@pytest.mark.local_only("a path given to a tool is probed on disk (store directory or archive file)")
 def test_tools_answer_the_same_for_a_store_and_its_path(tmp_path: Path) -> None:
     clock = FakeClock()
     store = Store(tmp_path / "s", clock=clock)
@@ -154,6 +157,7 @@ def test_tools_answer_the_same_for_a_store_and_its_path(tmp_path: Path) -> None:
     assert sweep(store).expired == sweep(path, clock=clock).expired == ()
 
 
+@pytest.mark.local_only("compares with the tools opened on the view's directory path")
 def test_a_view_is_walked_as_its_own_subtree(tmp_path: Path) -> None:
     store = Store(tmp_path)
     _seed(store)
@@ -185,3 +189,14 @@ def test_tools_on_a_store_without_local_files(tmp_path: Path) -> None:
     assert sweep(store).count == 0
     with pytest.raises(InvalidArgumentError, match="local store"):
         migrate_store(store)
+
+
+def test_the_backend_parametrization_opens_every_path_on_its_backend(tmp_path: Path, backend: str) -> None:
+    # The guard of tests/conftest.py's mechanism: were the redirect lost, every memory case
+    # would silently run on the local backend.
+    store = Store(tmp_path / "s")
+    store.save("k", 1)
+    assert type(store.storage) is (MemoryStorage if backend == "memory" else LocalStorage)
+    assert Store(tmp_path / "s").load("k") == 1  # two stores on one path share one storage
+    assert Store(tmp_path / "other").get("k") is None
+    assert (sorted(p.name for p in tmp_path.iterdir()) == []) == (backend == "memory")

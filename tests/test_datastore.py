@@ -25,6 +25,7 @@ from group_store.testing import FakeClock
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.local_only("checks root_path and the files on disk")
 async def test_issue_api_tour(tmp_path: Path, clock: FakeClock) -> None:
     async with DataStore(tmp_path, durable=False, clock=clock) as store:
         assert store.root_path == tmp_path
@@ -104,6 +105,7 @@ async def test_works_without_async_with(tmp_path: Path) -> None:
     await store.aclose()
 
 
+@pytest.mark.local_only("reads files Group Genie 0.0.2 wrote on disk")
 async def test_group_genie_002_documented_usage(tmp_path: Path) -> None:
     # Files as group-genie 0.0.2 wrote them: json.dump(indent=2), no trailing newline.
     root = tmp_path / ".data" / "sessions" / "session123"
@@ -130,6 +132,7 @@ async def test_group_genie_002_documented_usage(tmp_path: Path) -> None:
     await store.aclose()
 
 
+@pytest.mark.local_only("reads files Group Genie 0.0.4 wrote on disk")
 async def test_group_genie_004_documented_usage(tmp_path: Path) -> None:
     root = tmp_path / "session123"
     root.mkdir()
@@ -159,6 +162,7 @@ async def test_kind_mismatch_fails_the_handle_not_the_store(tmp_path: Path) -> N
         assert await store.load("doc") == 2
 
 
+@pytest.mark.local_only("a subprocess writes the store")
 def test_interpreter_exit_writes_everything_queued(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""

@@ -40,6 +40,7 @@ def _count_sidecar_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return reads
 
 
+@pytest.mark.local_only("counts the sidecar files opened on disk")
 def test_sweep_reads_only_the_sidecars_that_may_have_expired(
     store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -54,6 +55,7 @@ def test_sweep_reads_only_the_sidecars_that_may_have_expired(
     assert reads == []  # the compacted index has nothing due
 
 
+@pytest.mark.local_only("deletes the index file on disk")
 def test_a_store_without_an_index_is_still_swept(store: Store, clock: FakeClock) -> None:
     for i in range(20):
         store.save(f"k{i}", i, ttl=5 if i < 3 else 500)
@@ -65,6 +67,7 @@ def test_a_store_without_an_index_is_still_swept(store: Store, clock: FakeClock)
     assert indexed.keys() == {f"k{i}" for i in range(3, 20)}
 
 
+@pytest.mark.local_only("damages the index file on disk")
 def test_a_damaged_index_is_not_trusted_blindly(store: Store, clock: FakeClock) -> None:
     store.save("a", 1, ttl=5)
     store.save("b", 2, ttl=5)
@@ -85,6 +88,7 @@ def test_an_early_record_never_deletes_a_later_save(store: Store, clock: FakeClo
     assert store.sweep() == 1
 
 
+@pytest.mark.local_only("simulates the crash by editing files on disk")
 def test_a_crash_between_the_index_record_and_the_entry(
     store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +113,7 @@ def test_a_crash_between_the_index_record_and_the_entry(
     assert store.sweep() == 1
 
 
+@pytest.mark.local_only("reads the index file on disk")
 def test_clearing_a_ttl_leaves_only_a_harmless_record(store: Store, clock: FakeClock) -> None:
     store.save("k", 1, ttl=5)
     store.save("k", 2)
@@ -118,6 +123,7 @@ def test_clearing_a_ttl_leaves_only_a_harmless_record(store: Store, clock: FakeC
     assert not (root_of(store) / ".expiry.jsonl").exists()  # compacted away
 
 
+@pytest.mark.local_only("reads the index file on disk")
 def test_the_index_is_left_out_of_tar_archives_and_rebuilt_after_import(tmp_path: Path, clock: FakeClock) -> None:
     source = Store(tmp_path / "source", clock=clock)
     for i in range(5):
@@ -140,6 +146,7 @@ def test_the_index_is_left_out_of_tar_archives_and_rebuilt_after_import(tmp_path
     assert copy.narrow("sub").keys() == []
 
 
+@pytest.mark.local_only("reads the index files on disk")
 def test_equal_stores_export_equal_archives_whatever_their_ttl_history(tmp_path: Path, clock: FakeClock) -> None:
     churned = Store(tmp_path / "churned", clock=clock)
     for value, ttl in (("a", 50), ("b", 60), ("v", 70)):

@@ -98,6 +98,7 @@ def test_a_mask_that_matched_nothing_in_the_whole_snapshot_warns(tmp_path: Path)
     ]
 
 
+@pytest.mark.local_only("reads the sidecar files on disk")
 def test_metadata_snapshots_bind_the_masked_bytes_and_mask_sidecars(tmp_path: Path) -> None:
     renders = []
     for run, request_id in enumerate(["r-1", "r-2"]):
@@ -111,6 +112,7 @@ def test_metadata_snapshots_bind_the_masked_bytes_and_mask_sidecars(tmp_path: Pa
     assert sorted(renders[0]) == ["cache.json", "cache.meta.json"]
 
 
+@pytest.mark.local_only("opens the golden directory's files as a store on disk")
 def test_a_golden_directory_with_metadata_is_a_store_with_the_same_expiry(tmp_path: Path) -> None:
     clock = FakeClock()
     store = Store(tmp_path / "store", clock=clock)

@@ -37,6 +37,7 @@ def _files(root: Path) -> set[str]:
 # -- item 6: nothing foreign is deleted --------------------------------------------------
 
 
+@pytest.mark.local_only("plants foreign files on disk")
 def test_sweep_leaves_key_files_the_store_did_not_write(store: Store) -> None:
     root = root_of(store)
     store.save("server", 1)
@@ -51,6 +52,7 @@ def test_sweep_leaves_key_files_the_store_did_not_write(store: Store) -> None:
     assert _files(root) == {"server.json", "server.key", "client.key", f"{impostor}.key"}
 
 
+@pytest.mark.local_only("plants an undecodable directory on disk")
 def test_sweep_never_enters_a_directory_whose_name_does_not_decode(store: Store) -> None:
     root = root_of(store)
     store.save("x", 1)
@@ -69,6 +71,7 @@ def test_sweep_never_enters_a_directory_whose_name_does_not_decode(store: Store)
     assert _files(root) == before
 
 
+@pytest.mark.local_only("plants temp-like files on disk")
 def test_sweep_leaves_temp_like_names_it_did_not_make(store: Store) -> None:
     root = root_of(store)
     store.save("k", 1)
@@ -85,6 +88,7 @@ def test_sweep_leaves_temp_like_names_it_did_not_make(store: Store) -> None:
     }
 
 
+@pytest.mark.local_only("plants foreign sidecars on disk")
 def test_sweep_leaves_sidecars_the_store_did_not_write(store: Store, clock: FakeClock) -> None:
     root = root_of(store)
     (root / "notes.meta.json").parent.mkdir(parents=True)
@@ -102,6 +106,7 @@ def test_sweep_leaves_sidecars_the_store_did_not_write(store: Store, clock: Fake
     assert "gone.meta.json" not in _files(root)
 
 
+@pytest.mark.local_only("plants leftover files on disk")
 def test_sweep_still_removes_its_own_leftovers(store: Store, clock: FakeClock) -> None:
     root = root_of(store)
     store.save("live", 1, ttl=1000)
@@ -129,6 +134,7 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "group_store" and r.levelno == logging.WARNING]
 
 
+@pytest.mark.local_only("writes a malformed sidecar file on disk")
 def test_keys_skips_and_reports_an_entry_with_a_malformed_sidecar(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -149,6 +155,7 @@ def test_keys_skips_and_reports_an_entry_with_a_malformed_sidecar(
         store.expires_at("bad")
 
 
+@pytest.mark.local_only("symlinks")
 def test_keys_skips_and_reports_an_entry_with_a_symlinked_sidecar(
     store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -164,6 +171,7 @@ def test_keys_skips_and_reports_an_entry_with_a_symlinked_sidecar(
         store.load("linked")
 
 
+@pytest.mark.local_only("symlinks")
 def test_sweep_carries_on_past_a_symlinked_index(
     store: Store, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -193,6 +201,7 @@ def _refusing(root: Path, clock: FakeClock, directory: str) -> Store:
     return store_on(storage, clock)
 
 
+@pytest.mark.local_only("an unreadable directory (POSIX permissions)")
 def test_sweep_carries_on_past_an_unreadable_directory(
     store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -209,6 +218,7 @@ def test_sweep_carries_on_past_an_unreadable_directory(
     assert "locked" in warning
 
 
+@pytest.mark.local_only("an unreadable directory (POSIX permissions)")
 def test_children_skips_and_reports_an_unreadable_sub_store(
     store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -220,6 +230,7 @@ def test_children_skips_and_reports_an_unreadable_sub_store(
     assert store.children() == sorted(["a", LONG])
 
 
+@pytest.mark.local_only("writes a malformed sidecar file on disk")
 def test_sweep_skips_and_reports_a_malformed_sidecar(
     store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -71,13 +71,15 @@ def test_returned_records_are_private_copies(tmp_path: Path) -> None:
     assert table.get("a", "k") == row("a", "k", {"list": [1]})
 
 
-def test_insert_refuses_a_duplicate_and_names_key_and_file(tmp_path: Path) -> None:
+def test_insert_refuses_a_duplicate_and_names_key_and_file(tmp_path: Path, backend: str) -> None:
     table = make(tmp_path)
     table.insert(row("a", "k", 1))
     with pytest.raises(DuplicateKeyError) as caught:
         table.insert(row("a", "k", 2))
     assert caught.value.key == "['a', 'k']"
-    assert caught.value.path == str(tmp_path / "items" / "a" / "records.json")
+    assert caught.value.path == table.store.storage.locator("items/a", "records.json")
+    if backend == "local":
+        assert caught.value.path == str(tmp_path / "items" / "a" / "records.json")
     assert table.get("a", "k") == row("a", "k", 1)
 
 
@@ -240,6 +242,7 @@ def test_expired_records_are_hidden_then_removed(tmp_path: Path, clock: FakeCloc
 # -- layout --------------------------------------------------------------------
 
 
+@pytest.mark.local_only("reads the partition files' bytes on disk")
 def test_partition_files_are_canonical_and_sorted(tmp_path: Path, clock: FakeClock) -> None:
     table = make(tmp_path, clock)
     table.upsert({"rank": 1, "data_key": "b", "command_name": "weather/today"})
@@ -254,6 +257,7 @@ def test_partition_files_are_canonical_and_sorted(tmp_path: Path, clock: FakeClo
     assert list(stored["a"]) == ["created_at", "expires_at", "record", "updated_at"]
 
 
+@pytest.mark.local_only("lists the shard files on disk")
 def test_single_key_tables_spread_over_shards(tmp_path: Path) -> None:
     table = Table(Store(tmp_path), "flags", fields=("name", "on"), key=("name",))
     for i in range(200):
@@ -272,6 +276,7 @@ def test_another_handle_sees_changes_made_through_the_cache(tmp_path: Path) -> N
     assert second.get("a", "k") == row("a", "k", 2)
 
 
+@pytest.mark.local_only("corrupts a partition file on disk")
 def test_a_corrupt_partition_file_is_reported_and_others_still_read(tmp_path: Path) -> None:
     table = make(tmp_path)
     table.upsert(row("good", "k", 1))
@@ -397,6 +402,7 @@ def _bump(root: str, worker: int) -> None:
         table.upsert(row("shared", f"w{worker}-{i}", i))
 
 
+@pytest.mark.local_only("subprocesses share the store")
 def test_two_processes_modify_and_upsert_one_partition_without_losses(tmp_path: Path) -> None:
     run_processes([(_bump, (str(tmp_path), worker)) for worker in range(WORKERS)])
     table = make(tmp_path)
@@ -441,6 +447,7 @@ def test_cached_records_are_not_shared_with_callers(tmp_path: Path) -> None:
 # -- the partition cache -----------------------------------------------------------
 
 
+@pytest.mark.local_only("changes partition files on disk behind the cache")
 def test_cached_partitions_notice_every_kind_of_change(tmp_path: Path) -> None:
     writer, reader = make(tmp_path), make(tmp_path)
     writer.upsert(row("a", "k", 1))
@@ -471,6 +478,7 @@ def _partition_descriptors() -> int:
     return count
 
 
+@pytest.mark.local_only("counts file descriptors")
 def test_the_cache_pins_a_bounded_number_of_descriptors(tmp_path: Path) -> None:
     tables = [make(tmp_path / str(t)) for t in range(3)]
     for table in tables:

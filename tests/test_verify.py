@@ -60,6 +60,7 @@ FOREIGN = {
 }
 
 
+@pytest.mark.local_only("plants foreign files on disk")
 def test_verify_lists_foreign_files_and_fix_leaves_them_untouched(tmp_path: Path) -> None:
     root = tmp_path / "store"
     store = Store(root)
@@ -81,6 +82,7 @@ def test_verify_lists_foreign_files_and_fix_leaves_them_untouched(tmp_path: Path
     assert store.narrow("node_modules").load("pkg") == {"v": 1}
 
 
+@pytest.mark.local_only("plants leftover files on disk")
 def test_fix_removes_only_the_stores_own_leftovers(tmp_path: Path) -> None:
     root = tmp_path / "store"
     store = Store(root)
@@ -109,6 +111,7 @@ INEXACT = {
 }
 
 
+@pytest.mark.local_only("writes non-canonical files on disk")
 def test_load_verify_fix_and_fmt_never_change_a_value(tmp_path: Path) -> None:
     root = tmp_path / "store"
     store = Store(root)
@@ -131,6 +134,7 @@ def test_load_verify_fix_and_fmt_never_change_a_value(tmp_path: Path) -> None:
         assert (root / name).read_bytes() == raw
 
 
+@pytest.mark.local_only("writes files on disk")
 def test_verify_fix_carries_on_past_a_malformed_sidecar_beside_a_non_canonical_document(tmp_path: Path) -> None:
     root = tmp_path / "store"
     (root / "a").mkdir(parents=True)
@@ -149,6 +153,7 @@ def test_verify_fix_carries_on_past_a_malformed_sidecar_beside_a_non_canonical_d
     assert b.expires_at("doc").timestamp() == 4_000_000_000.0  # type: ignore[union-attr]
 
 
+@pytest.mark.local_only("symlinks")
 def test_verify_fix_carries_on_past_a_symlinked_expiry_index(tmp_path: Path) -> None:
     root = tmp_path / "store"
     outside = tmp_path / "outside.txt"
@@ -179,6 +184,7 @@ def _refuse_scan_of(monkeypatch: pytest.MonkeyPatch, refused: str) -> None:
     monkeypatch.setattr(LocalStorage, "scan", scan)
 
 
+@pytest.mark.local_only("an unreadable directory (POSIX permissions)")
 @pytest.mark.parametrize("fix", [False, True])
 def test_verify_reports_an_unreadable_directory_and_carries_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fix: bool
@@ -199,6 +205,7 @@ def test_verify_reports_an_unreadable_directory_and_carries_on(
         assert (root / "bob" / "spaced.json").read_bytes() == b'{\n  "a": 1\n}\n'
 
 
+@pytest.mark.local_only("writes bad files on disk")
 def test_fmt_skips_and_reports_bad_files_and_formats_the_rest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "store"
     (root / "a").mkdir(parents=True)
@@ -220,6 +227,7 @@ def test_fmt_skips_and_reports_bad_files_and_formats_the_rest(tmp_path: Path, ca
     assert Store(root).narrow("b").expires_at("doc").timestamp() == 4_000_000_000.0  # type: ignore[union-attr]
 
 
+@pytest.mark.local_only("damages files on disk and instruments LocalStorage")
 @pytest.mark.parametrize("operation", ["verify-fix", "fmt"])
 def test_every_step_of_verify_fix_and_fmt_keeps_each_value_and_its_expiry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str

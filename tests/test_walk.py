@@ -37,6 +37,7 @@ def _damaged_store(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LocalStorage, "scan", scan)
 
 
+@pytest.mark.local_only("damages files on disk")
 def test_walk_reports_each_unreadable_entry_and_carries_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "store"
     _damaged_store(root, monkeypatch)
@@ -51,6 +52,7 @@ def test_walk_reports_each_unreadable_entry_and_carries_on(tmp_path: Path, monke
     assert by_type[StorageError].path == str(root / "locked")
 
 
+@pytest.mark.local_only("damages files on disk")
 def test_walk_warns_on_the_group_store_logger_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -63,6 +65,7 @@ def test_walk_warns_on_the_group_store_logger_by_default(
     assert any("sidecar.meta.json" in message and "key='sidecar'" in message for message in messages)
 
 
+@pytest.mark.local_only("damages files on disk")
 def test_an_on_error_that_raises_makes_the_walk_strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "store"
     _damaged_store(root, monkeypatch)

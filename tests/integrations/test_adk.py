@@ -338,6 +338,7 @@ async def test_memory_behaves_like_the_in_memory_memory_service(tmp_path: Path, 
 # -- the ADK Runner with a fake model, resumed from a new process --------------------------------
 
 
+@pytest.mark.local_only("a new process reopens the store")
 def test_runner_two_turns_resumed_from_a_new_process(tmp_path: Path) -> None:
     root = str(tmp_path)
     workers.run_forked([(workers.adk_turn, (root, 1, "Capital of France?", "Paris."))])
@@ -366,6 +367,7 @@ def test_runner_two_turns_resumed_from_a_new_process(tmp_path: Path) -> None:
 # -- two processes, and SIGKILL ------------------------------------------------------------------
 
 
+@pytest.mark.local_only("subprocesses share the store")
 def test_two_processes_appending_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     root = str(tmp_path)
     asyncio.run(GroupStoreSessionService(root).create_session(app_name="a", user_id="u", session_id="s"))
@@ -405,6 +407,7 @@ def _append_until_killed(root: Path, write_fd: int, start: int) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.local_only("SIGKILL of a writer process")
 def test_sigkill_during_append_event_keeps_every_acknowledged_event(tmp_path: Path) -> None:
     rng = random.Random(11)
     root = tmp_path / "store"
@@ -430,6 +433,7 @@ def test_sigkill_during_append_event_keeps_every_acknowledged_event(tmp_path: Pa
 # -- the groupstore:// URI scheme ----------------------------------------------------------------
 
 
+@pytest.mark.local_only("checks the root_path a URI opens on disk")
 def test_uri_scheme_builds_both_services(tmp_path: Path) -> None:
     from google.adk.cli.service_registry import ServiceRegistry, load_services_module
     from google.adk.cli.utils.service_factory import (
@@ -471,6 +475,7 @@ def test_uri_scheme_builds_both_services(tmp_path: Path) -> None:
 
 @asyncio_only
 @pytest.mark.anyio
+@pytest.mark.local_only("the recorded golden directory is named after the local test id")
 async def test_a_runner_session_snapshots_as_readable_files(tmp_path: Path, clock: Clock, store_snapshot: Any) -> None:
     from google.adk.agents import LlmAgent
     from google.adk.cli.agent_test_runner import MockModel

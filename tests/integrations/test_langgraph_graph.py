@@ -102,6 +102,7 @@ def _resume_in_a_new_process(root: str) -> None:
     assert graph.invoke(START_STATE, thread("shared"))["count"] == 3
 
 
+@pytest.mark.local_only("a new process reopens the store")
 def test_a_new_process_resumes_the_thread_by_its_id(tmp_path: Path) -> None:
     graph = counter_graph(GroupStoreSaver(tmp_path))
     graph.invoke(START_STATE, thread("shared"))

@@ -10,6 +10,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 # The langgraph extra and test peers are part of what CI installs: a missing one fails loudly, never skips.
 from group_store import Store, verify_store
 from group_store.integrations.langgraph import GroupStoreSaver
@@ -17,6 +19,8 @@ from group_store.integrations.langgraph import GroupStoreSaver
 from ..processes import run_processes
 from ..test_crash import RECORD, run_then_kill
 from .langgraph_helpers import Chain, config
+
+pytestmark = pytest.mark.local_only("subprocesses share the store, and SIGKILL of a writer process")
 
 ROUNDS = 30
 

@@ -302,6 +302,7 @@ def test_retention_keeps_the_newest_and_values_they_still_use(tmp_path: Path) ->
     assert len(checkpoint_files) <= 3 + 1 + 1, checkpoint_files
 
 
+@pytest.mark.local_only("lists the files left on disk")
 def test_prune_keep_latest_leaves_one_self_contained_checkpoint_per_namespace(tmp_path: Path) -> None:
     saver = GroupStoreSaver(tmp_path)
     chain, sub = Chain(saver, "t"), Chain(saver, "t", "child:1")

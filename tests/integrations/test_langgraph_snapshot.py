@@ -37,6 +37,7 @@ def deterministic_ids(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("deterministic_ids")
+@pytest.mark.local_only("the recorded golden directory is named after the local test id")
 def test_a_thread_after_an_interrupt_and_its_resume(tmp_path: Path, store_snapshot: Any) -> None:
     store = Store(tmp_path)
     graph = counter_graph(GroupStoreSaver(store), ask=True)

@@ -248,6 +248,7 @@ async def test_async_methods_on_a_data_store(tmp_path: Path) -> None:
         assert await store.asweep_ttl() == 0
 
 
+@pytest.mark.local_only("reads the item files on disk")
 def test_each_item_is_a_readable_json_file(tmp_path: Path) -> None:
     clock = FakeClock(1_800_000_000.0)
     store = GroupStoreStore(Store(tmp_path, clock=clock), clock=clock)

@@ -121,6 +121,7 @@ async def test_empty_and_missing_sessions(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.local_only("reads the session logs on disk")
 async def test_layout_is_one_readable_log_per_session(tmp_path: Path) -> None:
     session = GroupStoreSession("chat/42", tmp_path)  # any id: it is escaped into one directory name
     await session.add_items([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
@@ -228,6 +229,7 @@ def _text(item: dict[str, Any]) -> str:
     return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
+@pytest.mark.local_only("a new process reopens the store")
 def test_runner_two_turns_resumed_from_a_new_process(tmp_path: Path) -> None:
     root = str(tmp_path)
     workers.run_forked([(_run_turn, (root, "What is the capital of France?", "Paris.", []))])
@@ -240,6 +242,7 @@ def test_runner_two_turns_resumed_from_a_new_process(tmp_path: Path) -> None:
 # -- two processes, and SIGKILL ---------------------------------------------------------------
 
 
+@pytest.mark.local_only("subprocesses share the store")
 def test_two_processes_adding_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     run_processes([(workers.add_items, (str(tmp_path), worker, 150)) for worker in (0, 1)])
     items = Store(tmp_path).narrow("agent_sessions", "shared").read("items")
@@ -252,6 +255,7 @@ def test_two_processes_adding_lose_and_duplicate_nothing(tmp_path: Path) -> None
         ]
 
 
+@pytest.mark.local_only("subprocesses share the store")
 def test_two_processes_popping_never_return_the_same_item(tmp_path: Path) -> None:
     root = tmp_path / "store"
     out = tmp_path / "out"
@@ -282,6 +286,7 @@ def _add_until_killed(root: Path, write_fd: int, start: int) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.local_only("SIGKILL of a writer process")
 def test_sigkill_during_add_items_keeps_every_acknowledged_item(tmp_path: Path) -> None:
     rng = random.Random(7)
     root = tmp_path / "store"
@@ -320,6 +325,7 @@ def test_the_module_never_imports_the_sdk() -> None:
 
 @asyncio_only
 @pytest.mark.anyio
+@pytest.mark.local_only("the recorded golden directory is named after the local test id")
 async def test_a_runner_session_snapshots_as_readable_files(tmp_path: Path, store_snapshot: Any) -> None:
     set_tracing_disabled(True)
     model = ScriptedModel(

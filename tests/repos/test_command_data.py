@@ -231,6 +231,7 @@ def _write(root: str, worker: int) -> None:
         registry.ensure_registered([f"cmd-{worker}-{i % 10}"])
 
 
+@pytest.mark.local_only("subprocesses share the store")
 def test_two_processes_save_without_losses(tmp_path: Path) -> None:
     run_processes([(_write, (str(tmp_path), worker)) for worker in range(2)])
     store = Store(tmp_path)

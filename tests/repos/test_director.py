@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from group_store import Store
 from group_store.repos.director import DirectorDB
 
@@ -69,6 +71,7 @@ def test_delete_session_returns_the_seeds_tuple(tmp_path: Path) -> None:
     assert not db.delete_context("t")
 
 
+@pytest.mark.local_only("a file on disk where the store directory should be")
 def test_health_check_reports_an_unusable_directory(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     assert not DirectorDB(tmp_path / "file").health_check()
@@ -129,6 +132,7 @@ def _write_messages(root: str, worker: int) -> None:
         db.add_or_update_context_msg(f"ctx-{worker}", [i])
 
 
+@pytest.mark.local_only("subprocesses share the store")
 def test_two_processes_write_one_conversation_without_losses(tmp_path: Path) -> None:
     run_processes([(_write_messages, (str(tmp_path), worker)) for worker in range(2)])
     db = DirectorDB(tmp_path)

@@ -219,6 +219,7 @@ async def test_checkpoints_newest_first_with_before_and_limit(data_store: DataSt
     assert await saver.list(config("run", ns="sub")) == []
 
 
+@pytest.mark.local_only("lists the files on disk")
 async def test_writes_are_idempotent_and_put_full_is_one_file(data_store: DataStore, tmp_path: Path) -> None:
     saver = CheckpointStore(data_store)
     cfg = await saver.put(config("run"), {"id": "c1"})
@@ -274,6 +275,7 @@ def _genie_worker(root: str, worker: int) -> None:
     anyio.run(main)
 
 
+@pytest.mark.local_only("subprocesses share the store")
 async def test_two_processes_share_every_genie_store(tmp_path: Path) -> None:
     async with DataStore(tmp_path) as store:
         await SessionStore(store).create_session(SessionKey("app", "alice", "shared"))

@@ -121,6 +121,7 @@ def _append_many(root: str, worker: int) -> None:
         store.append("user", f"{worker}-{i}", session_tag=f"own-{worker}")
 
 
+@pytest.mark.local_only("subprocesses share the store")
 def test_two_processes_append_without_losses_and_prune_exactly(tmp_path: Path) -> None:
     run_processes([(_append_many, (str(tmp_path), worker)) for worker in range(2)])
     store = NexusStore(tmp_path)
