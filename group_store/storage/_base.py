@@ -1,18 +1,31 @@
-"""The storage seam: the only file-system operations the store logic uses.
+"""The storage seam: the contract every backend implements.
 
-Directories are ``/``-joined paths of already-encoded names relative to the
-store root (``""`` is the root); names are single encoded file names. A backend
-for object storage implements this protocol and nothing above it changes.
+A backend stores byte strings under names in directories. Directories are
+``/``-joined paths of already-encoded names relative to the store root (``""`` is
+the root); names are single encoded file names. Nothing here knows about keys,
+JSON or expiry: those rules live above the seam (``group_store._format``,
+``group_store._engine``), so a backend implements these few primitives and the
+whole store, its tools and its tests run on it.
+
+The primitives are batch-first: ``read_many``, ``kinds``, ``write_many`` and
+``remove_many`` are what a backend implements; the single-item methods are defaults
+built on them (a backend may override them when one item is cheaper alone).
+
+Errors: a backend raises ``UnsafeFileError`` for a symlink, FIFO, socket or other
+non-regular file where a regular file or directory is expected, ``LockTimeoutError``
+when a lock is not acquired in time, and lets other ``OSError`` through for the store
+to translate (naming the key and the locator), with ``filename`` set to the locator
+of the file refused when it is not the entry's own (a sidecar, an index, the lock).
 """
 
 from __future__ import annotations
 
-import os
+import abc
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 
 class Kind(Enum):
@@ -30,115 +43,178 @@ class Listing(NamedTuple):
     kind: Kind
 
 
-class Storage(Protocol):
-    """Primitive, key-agnostic file operations under one root.
+class Version:
+    """An opaque token naming one state of one file, from ``read_versions()``.
 
-    Implementations raise ``UnsafeFileError`` for a symlink, FIFO, socket or
-    other non-regular file where a regular file or directory is expected (whatever
-    the underlying refusal), and let other ``OSError`` through for the store to
-    translate, with ``filename`` set to the absolute path of the file refused when
-    it is not the entry's own (a sidecar, an index, the lock file).
+    Two tokens compare equal only if they name the same state; a backend whose
+    tokens could be reused by a later state (an inode number, for instance) must
+    make them compare unequal instead (the local backend pins the inode while the
+    token lives). The only uses are ``is_current()`` and ``write_if()``.
+    """
+
+    __slots__ = ()
+
+
+class Versioned(NamedTuple):
+    """A file's bytes and the version they were read at."""
+
+    data: bytes
+    version: Version
+
+
+class Tail(NamedTuple):
+    """The last bytes of a file and the file's whole size (``len(data) == size``: all of it)."""
+
+    data: bytes
+    size: int
+
+
+class Storage(abc.ABC):
+    """Primitive, key-agnostic operations on files under one root.
+
+    Absent: a file that does not exist, in a directory that may not exist either, is
+    absent (``None``, ``False`` or an empty listing); only a refusal is an error.
+
+    Atomicity: every write replaces a whole file; readers see the old or the new
+    bytes, never a mix and never an empty or partial file. ``append`` adds whole
+    records or nothing.
 
     Durability: every method taking ``durable`` returns, when it is true, only once
     its effect and every directory the storage created on the way to it (by any
-    method, ``lock()`` included) would survive a power loss.
+    method, ``lock()`` included) would survive a power loss. A backend with no power
+    loss to fear (memory) or whose every write is durable (object storage) ignores it.
+
+    Locks: ``lock(directory)`` excludes every other holder of the same directory's
+    lock in this process and, where the backend is shared, in every process. It is
+    re-entrant per thread and entered and exited on the same thread. A thread that
+    holds two locks takes the parent's before the child's (a directory before any
+    directory below it); the store's own code never holds two locks otherwise, and
+    never takes a parent's lock while holding a child's.
+
+    Attributes:
+        blocking_io_is_cheap: Whether a read returns in microseconds (local files, memory):
+            ``DataStore`` then reads inline instead of hopping to a worker thread.
+        shared_between_processes: Whether two processes opening the same root see each
+            other's writes and locks (local files, object storage: yes; memory: no).
     """
 
-    def path(self, directory: str, name: str = "") -> Path:
-        """The full path of ``name`` in ``directory``, for messages and users."""
-        ...
+    blocking_io_is_cheap: bool = True
+    shared_between_processes: bool = True
 
+    # -- naming -------------------------------------------------------------------
+
+    @abc.abstractmethod
     def locator(self, directory: str, name: str = "") -> str:
-        """The string naming ``name`` in ``directory`` in messages and errors."""
-        ...
+        """The string that names ``name`` in ``directory`` in messages and errors: an
+        absolute path for local files, a URL (``memory://...``, ``s3://...``) otherwise."""
 
     def local_path(self, directory: str, name: str = "") -> Path | None:
-        """The local file-system path of ``name`` in ``directory``, or ``None``."""
-        ...
+        """The local file-system path of ``name`` in ``directory``, or ``None`` for a
+        backend that keeps no local files (the default)."""
+        return None
+
+    # -- reading ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def read_versions(self, directory: str, names: Sequence[str]) -> list[Versioned | None]:
+        """Each file's bytes and version, in order, ``None`` where absent, as a snapshot:
+        the bytes returned were all in place at one moment, though a name reported absent
+        may have been created since. Lock-free: a backend retries while writers replace
+        the files, and may read under ``lock(directory)`` if they keep doing so."""
+
+    def read_many(self, directory: str, names: Sequence[str]) -> list[bytes | None]:
+        """``read_versions()`` without the versions (a backend may skip computing them)."""
+        return [None if found is None else found.data for found in self.read_versions(directory, names)]
 
     def read(self, directory: str, name: str) -> bytes | None:
-        """The whole file, or ``None`` if it or its directory does not exist."""
-        ...
+        """The whole file, or ``None`` if it is absent."""
+        return self.read_many(directory, [name])[0]
 
-    def read_tail(self, directory: str, name: str, size: int) -> tuple[bytes, bool] | None:
-        """The last ``size`` bytes of the file (all of it if it is not larger), and whether
-        that is the whole file; ``None`` if it or its directory does not exist.
+    def read_versioned(self, directory: str, name: str) -> Versioned | None:
+        """The file's bytes and version, or ``None`` if it is absent."""
+        return self.read_versions(directory, [name])[0]
 
-        One snapshot of one file: bytes appended after the call began may be left out.
-        """
-        ...
+    def is_current(self, directory: str, name: str, version: Version) -> bool:
+        """Whether the file is still in the state ``version`` names. ``False`` whenever the
+        backend cannot tell cheaply (the default): the caller then reads it again."""
+        return False
 
-    def read_pinned(self, directory: str, name: str) -> tuple[bytes, int, os.stat_result] | None:
-        """``read()``, plus the file's open descriptor and status: while the caller keeps
-        the descriptor open (and must close it), no other file can take its inode number."""
-        ...
+    def read_tail(self, directory: str, name: str, size: int) -> Tail | None:
+        """The last ``size`` bytes of the file (all of it if it is not larger) and its
+        size, or ``None`` if absent. One snapshot of one file: bytes appended after the
+        call began may be left out. The default reads the whole file."""
+        data = self.read(directory, name)
+        return None if data is None else Tail(data[-size:] if size else b"", len(data))
+
+    @abc.abstractmethod
+    def kinds(self, directory: str, names: Sequence[str]) -> list[Kind | None]:
+        """What each name is without following links, ``None`` where absent."""
 
     def kind(self, directory: str, name: str) -> Kind | None:
         """What ``name`` is without following links, or ``None`` if absent."""
-        ...
+        return self.kinds(directory, [name])[0]
 
-    def read_many(self, directory: str, names: Sequence[str]) -> list[bytes | None]:
-        """``read()`` of each name in order (one directory walk for all), as a snapshot:
-        the bytes returned were all in place at one moment, though a name reported absent
-        may have been created since. Lock-free; retried while writers replace the files,
-        and read under ``lock(directory)`` if they keep doing so."""
-        ...
+    @abc.abstractmethod
+    def scan(self, directory: str) -> list[Listing]:
+        """Every name in ``directory`` and its kind (empty if the directory is absent),
+        unsorted. Directories appear as ``Kind.DIRECTORY`` entries of their parent."""
 
-    def kinds(self, directory: str, names: Sequence[str]) -> list[Kind | None]:
-        """What each name is without following links, ``None`` if absent (one walk for all)."""
-        ...
+    # -- writing ------------------------------------------------------------------
 
-    def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
-        """Replace the file atomically: readers see the old or the new bytes, never a mix.
-
-        Creates missing directories. With ``durable``, the data, the rename and
-        the new directories are on stable storage when this returns. Not
-        guaranteed: directories created by another process or storage object
-        (each makes its own durable before acknowledging its own durable writes).
-        """
-        ...
-
+    @abc.abstractmethod
     def write_many(
         self, directory: str, items: Sequence[tuple[str, bytes]], *, durable: bool
     ) -> list[BaseException | None]:
-        """``write()`` of several ``(name, data)`` in one directory, as one group commit.
+        """Replace each ``(name, data)`` atomically, as one group commit, creating missing
+        directories. Returns one outcome per item (``None`` for success); an item that
+        failed kept its old file. A backend bounds the resources held at once (descriptors,
+        connections), whatever the number of items. Items naming one file twice are
+        written in order."""
 
-        Returns one outcome per item (``None`` for success); an item that failed kept its old file.
-        The number of descriptors held at once is bounded, whatever the number of items.
-        """
-        ...
+    def write(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
+        """Replace the file atomically (see ``write_many``); raises what refused it."""
+        error = self.write_many(directory, [(name, data)], durable=durable)[0]
+        if error is not None:
+            raise error
 
-    def append(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
-        """Append ``data`` in one write after cutting a torn last line (one without its newline).
+    @abc.abstractmethod
+    def write_if(self, directory: str, name: str, data: bytes, *, version: Version | None, durable: bool) -> bool:
+        """Replace the file atomically only if it is in the state ``version`` names, or,
+        with ``version=None``, create it only if it is absent. Returns whether it wrote;
+        ``False`` leaves the file as another writer made it. Compare-and-swap: with it,
+        read-modify-write needs no lock on a backend that has none cheap."""
 
-        A new file comes into being whole, with ``data`` as its first lines (as
-        ``write()``: no empty or partial file is ever visible); an existing one is
-        written in place, and refused with ``UnsafeFileError`` if it is not a regular
-        file or has more than one link (another name may lie outside the store).
-        All or nothing: a failed append leaves the file as it was. With ``durable``,
-        as ``write()``. The caller holds ``lock(directory)``.
-        """
-        ...
+    @abc.abstractmethod
+    def append(self, directory: str, name: str, data: bytes, *, keep: int | None, durable: bool) -> None:
+        """Append ``data`` to the file in one write; with ``keep``, first cut the file to
+        its first ``keep`` bytes (the caller found a torn record past them).
+
+        A new file comes into being whole, with ``data`` as its content (as ``write``:
+        no empty or partial file is ever visible); an existing one may be written in
+        place. All or nothing: a failed append leaves the file as it was. The caller
+        holds ``lock(directory)``, so the size it read stays true. A local backend
+        refuses with ``UnsafeFileError`` a file it cannot safely write in place (more
+        than one link: another name may lie outside the store)."""
+
+    @abc.abstractmethod
+    def remove_many(self, directory: str, names: Sequence[str], *, durable: bool) -> list[bool | BaseException]:
+        """Delete each file; per name ``True`` if it existed, ``False`` if absent, or the
+        error that refused it (the others are still removed)."""
 
     def remove(self, directory: str, name: str, *, durable: bool = False) -> bool:
-        """Delete a file; ``True`` if it existed.
+        """Delete a file; ``True`` if it existed. Raises what refused it."""
+        outcome = self.remove_many(directory, [name], durable=durable)[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
-        With ``durable``, the removal (and, as for ``write()``, any directory the
-        storage created) is on stable storage when this returns.
+    # -- locking ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def lock(self, directory: str, *, timeout: float | None = None) -> AbstractContextManager[None]:
+        """Exclusive lock on ``directory`` (see the class docstring for its rules).
+
+        Waits at most ``timeout`` seconds (forever if ``None``), then raises
+        ``LockTimeoutError`` naming the lock's locator. Entering may create the
+        directory; it is durable only after the next durable operation returns.
         """
-        ...
-
-    def scan(self, directory: str) -> list[Listing]:
-        """Every name in ``directory`` (empty if it does not exist), unsorted."""
-        ...
-
-    def lock(self, directory: str) -> AbstractContextManager[None]:
-        """Exclusive lock on ``directory`` across threads and processes (creates it).
-
-        Re-entrant in one thread; enter and exit it on the same thread (all threads
-        share one lock per directory, owned by the thread that entered). Entering raises ``UnsafeFileError``
-        if the lock file is a symlink or not a regular file, ``OSError`` if the file
-        system refuses; a directory made here is durable only after the next durable
-        operation of this storage returns.
-        """
-        ...
