@@ -117,7 +117,7 @@ def translate(exc: BaseException, locator: str) -> StorageError:
     """The typed error for an obstore failure on the object named by ``locator``.
 
     The ``errno`` says what kind of failure it was, for callers that branch on it:
-    ENOENT a missing bucket, EACCES refused credentials, EAGAIN throttling (503 SlowDown)
+    ENOENT a missing bucket, EACCES refused or missing credentials, EAGAIN throttling (503 SlowDown)
     past the client's retries, ECONNREFUSED/ETIMEDOUT an unreachable endpoint, EIO the rest.
     """
     text = str(exc)
@@ -126,6 +126,13 @@ def translate(exc: BaseException, locator: str) -> StorageError:
         return StorageError(f"the bucket does not exist: {summary}", path=locator, errno=errno.ENOENT)
     if isinstance(exc, PermissionDeniedError | UnauthenticatedError) or "403 Forbidden" in text:
         return StorageError(f"the credentials were refused: {summary}", path=locator, errno=errno.EACCES)
+    if "/latest/api/token" in text or "/latest/meta-data" in text:
+        # No key in the options or environment: obstore fell back to the instance metadata service.
+        return StorageError(
+            f"no credentials configured, and none from the instance metadata service: {summary}",
+            path=locator,
+            errno=errno.EACCES,
+        )
     if "503 Service Unavailable" in text or "SlowDown" in text:
         return StorageError(f"throttled past the client's retries: {summary}", path=locator, errno=errno.EAGAIN)
     if "Connection refused" in text or "tcp connect error" in text:

@@ -59,6 +59,9 @@ def s3_bucket(s3_server: S3Server) -> str:
 
 
 @pytest.fixture
-def s3(s3_server: S3Server, s3_bucket: str) -> S3Storage:
+def s3(s3_server: S3Server, s3_bucket: str) -> Iterator[S3Storage]:
     """A fresh S3Storage under a prefix of a fresh bucket (short lease, so lease tests stay fast)."""
-    return S3Storage(f"s3://{s3_bucket}/store", storage_options=s3_server.options(), lease=1.0)
+    yield S3Storage(f"s3://{s3_bucket}/store", storage_options=s3_server.options(), lease=0.5)
+    # A test that failed half-way must not leave faults injected for the next one.
+    s3_server.throttle(0)
+    s3_server.refuse_conditional(0)

@@ -3,7 +3,8 @@
 moto checks a conditional PUT's precondition and then writes (check-then-act), so two
 racing conditional PUTs could both succeed; one lock around every request makes each
 request atomic, as S3 guarantees. ``throttle(n)`` answers the next ``n`` requests with
-503 SlowDown, as S3 does under load.
+503 SlowDown, as S3 does under load; ``refuse_conditional(n)`` answers the next ``n``
+conditional PUTs with 412, as a storm of competing writers would.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+_PRECONDITION_FAILED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>'
+    b"<Message>At least one of the pre-conditions you specified did not hold</Message></Error>"
+)
 _SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
@@ -35,11 +40,16 @@ class Serialized:
         self._app = app
         self._lock = threading.Lock()
         self._throttled = 0
+        self._refused = 0
         self.requests = 0
 
     def throttle(self, count: int) -> None:
         with self._lock:
             self._throttled = count
+
+    def refuse_conditional(self, count: int) -> None:
+        with self._lock:
+            self._refused = count
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self._lock:
@@ -49,6 +59,12 @@ class Serialized:
                 environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
                 start_response("503 Slow Down", [("Content-Type", "application/xml")])
                 return [_SLOW_DOWN]
+            conditional = "HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ
+            if self._refused > 0 and environ["REQUEST_METHOD"] == "PUT" and conditional:
+                self._refused -= 1
+                environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                start_response("412 Precondition Failed", [("Content-Type", "application/xml")])
+                return [_PRECONDITION_FAILED]
             return list(self._app(environ, start_response))
 
 
@@ -64,6 +80,9 @@ class S3Server:
 
     def throttle(self, count: int) -> None:
         self.app.throttle(count)
+
+    def refuse_conditional(self, count: int) -> None:
+        self.app.refuse_conditional(count)
 
     def create_bucket(self) -> str:
         """A new bucket with a unique name (moto checks no signature, so a bare PUT does)."""
