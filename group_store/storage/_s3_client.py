@@ -11,6 +11,7 @@ better throughput (the requests wait on the network, not on Python).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import errno
 import os
 import threading
@@ -83,7 +84,15 @@ class _Loop:
                 thread.start()
                 ready.wait()
                 self._loop, self._thread, self._pid = loop, thread, os.getpid()
+                atexit.register(self._stop, loop, thread)
             return self._loop
+
+    @staticmethod
+    def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+        # Left running into interpreter shutdown, the loop thread dies inside obstore's
+        # tokio callbacks and the process aborts (SIGABRT, seen in spawned workers).
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
 
 
 def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 _PRECONDITION_FAILED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>'
@@ -31,6 +31,27 @@ _SLOW_DOWN = (
 class _Quiet(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def finish(self) -> None:
+        # werkzeug answers "Connection: close" and closes at once; the side that closes
+        # first keeps the TIME_WAIT, and a server side full of them refuses or resets new
+        # connections reusing a client port (seen as ECONNRESET under load). Waiting for
+        # the client to close first puts TIME_WAIT on the client, which picks its ports
+        # around it.
+        try:
+            self.connection.settimeout(2.0)
+            while self.connection.recv(65536):
+                pass
+        except OSError:
+            pass
+        super().finish()
+
+
+class _Server(ThreadedWSGIServer):
+    # Four processes opening a connection per request outrun werkzeug's 128 pending connections
+    # while one request at a time is served.
+    request_queue_size = 4096
+    daemon_threads = True
 
 
 class Serialized:
@@ -73,7 +94,7 @@ class S3Server:
 
     def __init__(self) -> None:
         self.app = Serialized(DomainDispatcherApplication(create_backend_app))
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_Quiet)
+        self._server = _Server("127.0.0.1", 0, self.app, handler=_Quiet)
         self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-s3", daemon=True)
         self._thread.start()
