@@ -35,6 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -44,7 +45,7 @@ from obstore.store import S3Store
 from .._errors import InvalidArgumentError, StorageError
 from .._format.layout import LOCK_NAME
 from ._base import Kind, Listing, Storage, Tail, Version, Versioned
-from ._s3_client import LOOP, S3Version, is_conflict, translate
+from ._s3_client import Requests, S3Version, is_conflict, translate
 from ._s3_lease import Leases
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class S3Storage(Storage):
             )
         except Exception as exc:
             raise translate(exc, self.locator("")) from exc
-        self._limit = max_concurrency
+        self._requests = Requests(max_concurrency)
         self._cas_attempts = cas_attempts
         self._leases = Leases(_LeaseObjects(self), lease=lease, locator=self._key_locator)
         self._checked = False
@@ -164,38 +165,40 @@ class S3Storage(Storage):
         self._check()
         keys = [_key(directory, name) for name in names]
         for _ in range(_SNAPSHOT_ROUNDS):
-            found = LOOP.run(self._gather([self._get(key) for key in keys]))
+            found = self._requests.all([partial(self._get, key) for key in keys])
             if sum(item is not None for item in found) <= 1:
                 return found
-            heads = [self._head(key) if item is not None else _none() for key, item in zip(keys, found, strict=True)]
-            versions = LOOP.run(self._gather(heads))
+            heads = [
+                partial(self._head, key) if item is not None else _none for key, item in zip(keys, found, strict=True)
+            ]
+            versions = self._requests.all(heads)
             if all(item is None or item.version == version for item, version in zip(found, versions, strict=True)):
                 return found
         with self.lock(directory):
-            return LOOP.run(self._gather([self._get(key) for key in keys]))
+            return self._requests.all([partial(self._get, key) for key in keys])
 
     def read_versioned(self, directory: str, name: str) -> Versioned | None:
         self._check()
-        return LOOP.run(self._get(_key(directory, name)))
+        return self._get(_key(directory, name))
 
     def is_current(self, directory: str, name: str, version: Version) -> bool:
         """One HEAD: whether the object's ETag is still the one ``version`` holds."""
         self._check()
-        return LOOP.run(self._head(_key(directory, name))) == version
+        return self._head(_key(directory, name)) == version
 
     def read_tail(self, directory: str, name: str, size: int) -> Tail | None:
         """One ranged GET (the last ``size`` bytes); the object's size comes with it."""
         self._check()
         key = _key(directory, name)
         if size <= 0:
-            whole = LOOP.run(self._head_meta(key))
+            whole = self._head_meta(key)
             return None if whole is None else Tail(b"", whole)
-        return LOOP.run(self._tail(key, size))
+        return self._tail(key, size)
 
     def kinds(self, directory: str, names: Sequence[str]) -> list[Kind | None]:
         """A HEAD per name; a name with no object is a directory if any key lies below it."""
         self._check()
-        return LOOP.run(self._gather([self._kind(_key(directory, name)) for name in names]))
+        return self._requests.all([partial(self._kind, _key(directory, name)) for name in names])
 
     def scan(self, directory: str) -> list[Listing]:
         """One LIST with delimiter (all its pages): objects are files, common prefixes directories."""
@@ -221,9 +224,8 @@ class S3Storage(Storage):
         """
         self._check()
         last = dict(items)
-        outcomes = LOOP.run(
-            self._gather([self._put(_key(directory, name), data, "overwrite") for name, data in last.items()], True)
-        )
+        puts = [partial(self._put, _key(directory, name), data, "overwrite") for name, data in last.items()]
+        outcomes = self._requests.all(puts, return_exceptions=True)
         by_name: dict[str, BaseException | None] = {
             name: outcome if isinstance(outcome, BaseException) else None
             for name, outcome in zip(last, outcomes, strict=True)
@@ -240,7 +242,7 @@ class S3Storage(Storage):
             mode = _if_match(version)
         else:
             raise InvalidArgumentError(f"not a version of this storage: {version!r}")
-        return LOOP.run(self._put(_key(directory, name), data, mode)) is not None
+        return self._put(_key(directory, name), data, mode) is not None
 
     def append(self, directory: str, name: str, data: bytes, *, keep: int | None, durable: bool) -> None:
         """Compare-and-swap rewrite of the whole object (see the module docstring).
@@ -254,13 +256,13 @@ class S3Storage(Storage):
         key = _key(directory, name)
         delay = 0.002
         for _ in range(self._cas_attempts):
-            current = LOOP.run(self._get(key))
+            current = self._get(key)
             if current is None:
-                written = LOOP.run(self._put(key, data, "create"))
+                written = self._put(key, data, "create")
             else:
                 base = current.data if keep is None else current.data[:keep]
                 assert isinstance(current.version, S3Version)
-                written = LOOP.run(self._put(key, base + data, _if_match(current.version)))
+                written = self._put(key, base + data, _if_match(current.version))
             if written is not None:
                 return
             if keep is not None:
@@ -276,7 +278,7 @@ class S3Storage(Storage):
         keys = [_key(directory, name) for name in names]
         if not keys:
             return []
-        existed = LOOP.run(self._gather([self._head(key) for key in keys]))
+        existed = self._requests.all([partial(self._head, key) for key in keys])
         try:
             obstore.delete(self._store, keys)
         except Exception as exc:
@@ -291,7 +293,7 @@ class S3Storage(Storage):
         self._check()
         return self._leases.hold(_key(directory, LOCK_NAME), timeout)
 
-    # -- requests (coroutines on the private loop) --------------------------------
+    # -- requests (obstore's blocking calls; see _s3_client) --------------------------------
 
     def _check(self) -> None:
         # A missing bucket answers GET and HEAD like a missing key; one LIST tells them apart.
@@ -299,31 +301,20 @@ class S3Storage(Storage):
             return
         with self._check_mutex:
             if not self._checked:
-                LOOP.run(self._probe())
+                self._probe()
                 self._checked = True
 
-    async def _probe(self) -> None:
+    def _probe(self) -> None:
         try:
-            async for _ in obstore.list(self._store, None, chunk_size=1):
+            for _ in obstore.list(self._store, None, chunk_size=1):
                 break
         except Exception as exc:
             raise translate(exc, self.locator("")) from exc
 
-    async def _gather(self, coroutines: Sequence[Any], return_exceptions: bool = False) -> list[Any]:
-        import asyncio
-
-        gate = asyncio.Semaphore(self._limit)
-
-        async def gated(coroutine: Any) -> Any:
-            async with gate:
-                return await coroutine
-
-        return list(await asyncio.gather(*(gated(c) for c in coroutines), return_exceptions=return_exceptions))
-
-    async def _get(self, key: str) -> Versioned | None:
+    def _get(self, key: str) -> Versioned | None:
         try:
-            result = await obstore.get_async(self._store, key)
-            data = bytes(await result.bytes_async())
+            result = obstore.get(self._store, key)
+            data = bytes(result.bytes())
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
                 raise translate(exc, self._key_locator(key)) from exc
@@ -332,48 +323,48 @@ class S3Storage(Storage):
             raise translate(exc, self._key_locator(key)) from exc
         return Versioned(data, self._version(result.meta, key))
 
-    async def _tail(self, key: str, size: int) -> Tail | None:
+    def _tail(self, key: str, size: int) -> Tail | None:
         try:
-            result = await obstore.get_async(self._store, key, options={"range": {"suffix": size}})
-            data = bytes(await result.bytes_async())
+            result = obstore.get(self._store, key, options={"range": {"suffix": size}})
+            data = bytes(result.bytes())
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise translate(exc, self._key_locator(key)) from exc
         return Tail(data, result.meta["size"])
 
-    async def _head_meta(self, key: str) -> int | None:
+    def _head_meta(self, key: str) -> int | None:
         try:
-            meta = await obstore.head_async(self._store, key)
+            meta = obstore.head(self._store, key)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise translate(exc, self._key_locator(key)) from exc
         return meta["size"]
 
-    async def _head(self, key: str) -> S3Version | None:
+    def _head(self, key: str) -> S3Version | None:
         try:
-            meta = await obstore.head_async(self._store, key)
+            meta = obstore.head(self._store, key)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise translate(exc, self._key_locator(key)) from exc
         return self._version(meta, key)
 
-    async def _kind(self, key: str) -> Kind | None:
-        if await self._head(key) is not None:
+    def _kind(self, key: str) -> Kind | None:
+        if self._head(key) is not None:
             return Kind.FILE
         try:
-            async for chunk in obstore.list(self._store, key, chunk_size=1):
+            for chunk in obstore.list(self._store, key, chunk_size=1):
                 return Kind.DIRECTORY if chunk else None
         except Exception as exc:
             raise translate(exc, self._key_locator(key)) from exc
         return None
 
-    async def _put(self, key: str, data: bytes, mode: PutMode) -> S3Version | None:
+    def _put(self, key: str, data: bytes, mode: PutMode) -> S3Version | None:
         """The new version, or ``None`` if a conditional ``mode`` did not hold."""
         try:
-            result = await obstore.put_async(self._store, key, data, mode=mode, use_multipart=False)
+            result = obstore.put(self._store, key, data, mode=mode, use_multipart=False)
         except Exception as exc:
             if mode != "overwrite" and is_conflict(exc):
                 return None
@@ -394,15 +385,15 @@ class _LeaseObjects:
         self._storage = storage
 
     def get(self, key: str) -> tuple[bytes, str] | None:
-        found = LOOP.run(self._storage._get(key))
+        found = self._storage._get(key)
         return None if found is None else (found.data, _tag(found.version))
 
     def create(self, key: str, data: bytes) -> str | None:
-        version = LOOP.run(self._storage._put(key, data, "create"))
+        version = self._storage._put(key, data, "create")
         return None if version is None else version.e_tag
 
     def replace(self, key: str, data: bytes, e_tag: str) -> str | None:
-        version = LOOP.run(self._storage._put(key, data, {"e_tag": e_tag}))
+        version = self._storage._put(key, data, {"e_tag": e_tag})
         return None if version is None else version.e_tag
 
 
@@ -422,5 +413,5 @@ def _key(directory: str, name: str) -> str:
     return f"{directory}/{name}" if directory and name else directory or name
 
 
-async def _none() -> None:
+def _none() -> None:
     return None

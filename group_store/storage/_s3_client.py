@@ -1,21 +1,29 @@
-"""What S3Storage needs around obstore: one private event loop, versions, error translation.
+"""What S3Storage needs around obstore: request threads, versions, error translation.
 
-obstore's async API is driven from one daemon thread running an asyncio loop, shared by
-every S3Storage in the process: a batch (``write_many``, ``read_versions``) becomes one
-``gather`` on that loop, so N independent requests cost one thread hop and run
-concurrently on obstore's connection pool. Rejected alternative: a thread pool calling
-obstore's blocking API, which holds one OS thread per request in flight and gives no
-better throughput (the requests wait on the network, not on Python).
+Requests are obstore's blocking calls, made on Python threads: one request runs on the
+caller's thread, a batch (``write_many``, ``read_versions``) on a pool of at most
+``max_concurrency`` threads, so N independent requests run concurrently on obstore's
+connection pool (obstore releases the GIL while a request is on the network).
+
+Rejected alternative: obstore's async API on a private asyncio loop thread. Its futures
+are completed by tokio's threads, which enter the interpreter to call
+``loop.call_soon_threadsafe``; the caller can see its result while such a thread is still
+inside that call, and if the process then exits, the thread takes the GIL during
+finalization, CPython ends it with ``pthread_exit``, the forced unwind meets obstore's
+Rust frames, and the process aborts (SIGABRT, silently, after its work was done: about
+one spawned test worker in ten). No stop-and-join at exit can wait for threads Python does
+not know. With blocking calls, only Python's own threads ever run Python code: the
+pool's are joined before the interpreter finalizes, and the lease renewal threads are
+stopped at exit (``_s3_lease``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import errno
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from obstore.exceptions import (
@@ -57,51 +65,62 @@ class S3Version(Version):
         return f"S3Version({self.e_tag!r}, {self.version!r})"
 
 
-class _Loop:
-    """The process's private event loop thread, started on first use and again after fork."""
+class Requests:
+    """Runs one storage's requests: inline when alone, on its own thread pool when batched.
 
-    def __init__(self) -> None:
+    The pool is started on first use and again after fork (a forked child inherits the
+    object but not the threads). Its threads are ``concurrent.futures``' own, which the
+    interpreter joins before it finalizes, so a request in flight at exit completes first.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
         self._mutex = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._pid = 0
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` on the loop and return its result (or raise its error)."""
-        loop = self._running_loop()
-        if threading.current_thread() is self._thread:
-            coroutine.close()
-            raise RuntimeError("S3Storage called from its own event loop thread")
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+    def all(self, calls: Sequence[Callable[[], T]], *, return_exceptions: bool = False) -> list[Any]:
+        """Every call's result, in order, with at most ``limit`` running at once.
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        Every call has finished when this returns. Raises the first failed call's error
+        (by position) unless ``return_exceptions``, which puts each error in its place.
+        """
+        if len(calls) == 1 and not return_exceptions:
+            return [calls[0]()]
+        if not calls:
+            return []
+        futures: list[Future[T]] = []
+        for call in calls:
+            futures.append(self._submit(call))
+        outcomes: list[Any] = []
+        for future in futures:
+            error = future.exception()
+            outcomes.append(future.result() if error is None else error)
+        if not return_exceptions:
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        return outcomes
+
+    def _submit(self, call: Callable[[], T]) -> Future[T]:
+        try:
+            return self._running_pool().submit(call)
+        except RuntimeError:
+            # The interpreter is shutting down (an atexit hook writing): no new pool
+            # threads may start, so the rest of the batch runs here, one at a time.
+            done: Future[T] = Future()
+            try:
+                done.set_result(call())
+            except BaseException as exc:
+                done.set_exception(exc)
+            return done
+
+    def _running_pool(self) -> ThreadPoolExecutor:
         with self._mutex:
-            # A forked child inherits the object but not the thread: start a new one.
-            if self._loop is None or self._pid != os.getpid():
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-                thread = threading.Thread(target=_serve, args=(loop, ready), name="group_store-s3", daemon=True)
-                thread.start()
-                ready.wait()
-                self._loop, self._thread, self._pid = loop, thread, os.getpid()
-                atexit.register(self._stop, loop, thread)
-            return self._loop
-
-    @staticmethod
-    def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-        # Left running into interpreter shutdown, the loop thread dies inside obstore's
-        # tokio callbacks and the process aborts (SIGABRT, seen in spawned workers).
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-
-
-def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-    asyncio.set_event_loop(loop)
-    loop.call_soon(ready.set)
-    loop.run_forever()
-
-
-LOOP = _Loop()
+            if self._pool is None or self._pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self._limit, thread_name_prefix="group_store-s3")
+                self._pid = os.getpid()
+            return self._pool
 
 
 def is_conflict(exc: BaseException) -> bool:

@@ -8,7 +8,10 @@ empty ``.lock`` a local store leaves) count as released.
 - Taking it: create it if absent (``If-None-Match: *``), or replace a released record
   (``If-Match``).
 - Holding it: a daemon thread rewrites it every ``lease / 3`` seconds (``If-Match`` on the
-  ETag it last wrote; ``n`` grows, so every renewal changes the ETag).
+  ETag it last wrote; ``n`` grows, so every renewal changes the ETag). At interpreter
+  exit an ``atexit`` hook stops and joins every renewal thread: left to run into
+  finalization, one caught inside a request would be ended mid-way through obstore's
+  Rust frames and abort the process. A lease still held then is left to expire.
 - Expiry without clocks: a waiter that sees the same ETag for a whole lease, timed by its
   own monotonic clock, knows the holder stopped renewing, and takes the lease by
   ``If-Match`` on that ETag. No wall clocks are compared, so skew between machines
@@ -26,6 +29,7 @@ fails by CAS (it then stops renewing), and on leaving the lock, which raises
 
 from __future__ import annotations
 
+import atexit
 import errno
 import random
 import threading
@@ -157,6 +161,8 @@ class Leases:
     def _start(self, key: str, e_tag: str, holder: str) -> _Held:
         held = _Held(key, e_tag, holder, self._lease)
         held.renewer = threading.Thread(target=self._renew, args=(held,), name="group_store-s3-lease", daemon=True)
+        with _RENEWING_MUTEX:
+            _RENEWING.add(held)
         held.renewer.start()
         return held
 
@@ -179,9 +185,7 @@ class Leases:
             held.e_tag, renewed_at = e_tag, self._clock()
 
     def _release(self, held: _Held, *, quiet: bool) -> None:
-        held.stop.set()
-        if held.renewer is not None:
-            held.renewer.join()
+        _stop_renewing(held)
         try:
             released = not held.lost and self._objects.replace(held.key, _FREE, held.e_tag) is not None
         except StorageError:
@@ -198,6 +202,27 @@ class Leases:
 
 
 _FREE = orjson.dumps({"holder": None})
+
+# Every lease whose renewal thread may be running, for the exit hook.
+_RENEWING: set[_Held] = set()
+_RENEWING_MUTEX = threading.Lock()
+
+
+def _stop_renewing(held: _Held) -> None:
+    held.stop.set()
+    if held.renewer is not None and held.renewer is not threading.current_thread():
+        held.renewer.join()
+    with _RENEWING_MUTEX:
+        _RENEWING.discard(held)
+
+
+@atexit.register
+def _stop_every_renewal() -> None:
+    # atexit runs before the interpreter finalizes, while a thread can still finish a request.
+    with _RENEWING_MUTEX:
+        renewing = list(_RENEWING)
+    for held in renewing:
+        _stop_renewing(held)
 
 
 def _record(holder: str, lease: float, n: int) -> bytes:

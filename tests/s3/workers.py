@@ -34,3 +34,15 @@ def locked_increment(url: str, options: dict[str, str], times: int) -> None:
         with storage.lock(""):
             data = storage.read("", "counter")
             storage.write("", "counter", str(int(data or b"0") + 1).encode(), durable=False)
+
+
+def exercise_then_exit(url: str, options: dict[str, str], worker: int) -> None:
+    """Batched and single requests and a lease, then a plain return: the process must exit 0."""
+    storage = S3Storage(url, storage_options=options, lease=0.5)
+    names = [f"{worker}-{number}" for number in range(8)]
+    storage.write_many("w", [(name, name.encode()) for name in names], durable=False)
+    assert storage.read_many("w", names) == [name.encode() for name in names]
+    with storage.lock("w"):
+        storage.append("", "log.jsonl", f"{worker}\n".encode(), keep=None, durable=False)
+    # Exit right after a wide batch, while the most requests have just completed.
+    storage.write_many("w", [(name, b"last") for name in names], durable=False)
