@@ -16,7 +16,6 @@ if _typing.TYPE_CHECKING:
     from ._api.table import Table as Table
     from ._api.writer import WriterStatistics as WriterStatistics
     from ._engine.inventory import Entry as Entry
-    from ._engine.inventory import walk as walk
     from ._engine.table_core import Record as Record
     from ._errors import CorruptEntryError as CorruptEntryError
     from ._errors import DuplicateKeyError as DuplicateKeyError
@@ -32,6 +31,8 @@ if _typing.TYPE_CHECKING:
     from ._errors import StorageError as StorageError
     from ._errors import StoreClosedError as StoreClosedError
     from ._errors import UnsafeFileError as UnsafeFileError
+    from ._format.codec import InexactJSONError as InexactJSONError
+    from ._format.codec import loads_exact as loads_exact
     from ._format.schema import TableSchema as TableSchema
     from .tools._archive import export_store as export_store
     from .tools._diff import EntryChange as EntryChange
@@ -41,10 +42,21 @@ if _typing.TYPE_CHECKING:
     from .tools._migrate import MigrationReport as MigrationReport
     from .tools._migrate import Rename as Rename
     from .tools._migrate import migrate_store as migrate_store
+    from .tools._migrate import migration_sources as migration_sources
+    from .tools._tree import StoreStats as StoreStats
+    from .tools._tree import StoreTree as StoreTree
+    from .tools._tree import TreeEntry as TreeEntry
+    from .tools._tree import TreeNode as TreeNode
+    from .tools._tree import stats as stats
+    from .tools._tree import tree as tree
     from .tools._verify import Problem as Problem
     from .tools._verify import VerifyReport as VerifyReport
     from .tools._verify import format_store as format_store
     from .tools._verify import verify_store as verify_store
+    from .tools._walk import SweepReport as SweepReport
+    from .tools._walk import sweep as sweep
+    from .tools._walk import undecodable_names as undecodable_names
+    from .tools._walk import walk as walk
 
 # A literal, not importlib.metadata: it names the code actually imported (a source tree
 # on PYTHONPATH can differ from the installed distribution). tests/test_version.py keeps it
@@ -75,8 +87,20 @@ _EXPORTS = {
     "WriteHandle": "._api.handle",
     "import_store": ".tools._import",
     "Entry": "._engine.inventory",
-    "walk": "._engine.inventory",
+    "walk": ".tools._walk",
+    "sweep": ".tools._walk",
+    "SweepReport": ".tools._walk",
+    "undecodable_names": ".tools._walk",
+    "tree": ".tools._tree",
+    "stats": ".tools._tree",
+    "StoreTree": ".tools._tree",
+    "StoreStats": ".tools._tree",
+    "TreeNode": ".tools._tree",
+    "TreeEntry": ".tools._tree",
     "MigrationReport": ".tools._migrate",
+    "migration_sources": ".tools._migrate",
+    "InexactJSONError": "._format.codec",
+    "loads_exact": "._format.codec",
     "Rename": ".tools._migrate",
     "migrate_store": ".tools._migrate",
     "TableSchema": "._format.schema",
@@ -101,6 +125,7 @@ __all__ = [
     "EntryKindError",
     "FormatVersionError",
     "GroupStoreError",
+    "InexactJSONError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "KeyNotFoundError",
@@ -115,8 +140,13 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StoreDiff",
+    "StoreStats",
+    "StoreTree",
+    "SweepReport",
     "Table",
     "TableSchema",
+    "TreeEntry",
+    "TreeNode",
     "UnsafeFileError",
     "VerifyReport",
     "WriteHandle",
@@ -125,7 +155,13 @@ __all__ = [
     "export_store",
     "format_store",
     "import_store",
+    "loads_exact",
     "migrate_store",
+    "migration_sources",
+    "stats",
+    "sweep",
+    "tree",
+    "undecodable_names",
     "verify_store",
     "walk",
 ]

@@ -31,31 +31,42 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 import click
 import orjson
 
-from ._api.store import Store
-from ._engine.inventory import engine_for, ignore, read_entry, scan_directory, scan_tree, walk, walk_directories
-from ._errors import GroupStoreError, KeyNotFoundError
-from ._format.codec import InexactJSONError, loads_exact
-from .tools._archive import export_store
-from .tools._diff import diff_stores
-from .tools._import import import_store
-from .tools._migrate import MIGRATIONS, migrate_store, undecodable_names, undecodable_note
-from .tools._verify import format_store, verify_store
+from group_store import (
+    GroupStoreError,
+    InexactJSONError,
+    KeyNotFoundError,
+    Store,
+    TreeNode,
+    diff_stores,
+    export_store,
+    format_store,
+    import_store,
+    loads_exact,
+    migrate_store,
+    migration_sources,
+    undecodable_names,
+    verify_store,
+)
+from group_store import stats as store_stats
+from group_store import sweep as sweep_store
+from group_store import tree as store_tree
 
 EXIT_FOUND = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 _JSON_REQUESTED = "group_store.json"  # ctx.meta key (meta is shared by the group's and the command's contexts)
+_TRACEBACK_REQUESTED = "group_store.traceback"
 # click >= 8.2 raises this usage error to print the help of a bare "group-store"; 8.1 exits 0 after it instead.
 _NO_ARGS_HELP: tuple[type[Exception], ...] = tuple(
     error for error in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if error is not None
@@ -146,7 +157,7 @@ def _failure(exc: Exception) -> Failure:
         path = None if exc.path is None else str(exc.path)
         return Failure(str(exc), kind=type(exc).__name__, path=path, key=exc.key)
     if isinstance(exc, OSError):
-        filename = None if exc.filename is None else os.fsdecode(exc.filename)
+        filename = None if exc.filename is None else _file_name(exc.filename)
         message = f"{exc.strerror or exc}: {filename}" if filename else str(exc.strerror or exc)
         return Failure(message, kind="OSError", path=filename)
     if isinstance(exc, click.UsageError):
@@ -159,6 +170,13 @@ def _failure(exc: Exception) -> Failure:
         f"internal error, please report it ({detail}); GROUP_STORE_TRACEBACK=1 shows the traceback",
         kind="InternalError",
     )
+
+
+def _file_name(filename: object) -> str:
+    """An ``OSError.filename`` as text (bytes decoded as ``os.fsdecode`` does)."""
+    if isinstance(filename, bytes):
+        return filename.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+    return str(filename)
 
 
 def _fail(
@@ -236,7 +254,7 @@ class _Boundary(click.Group):
             if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
                 raise  # the reader went away (| head): click's main exits quietly
             failure = _failure(exc)
-            if failure.kind == "InternalError" and os.environ.get("GROUP_STORE_TRACEBACK"):
+            if failure.kind == "InternalError" and ctx.meta.get(_TRACEBACK_REQUESTED):
                 raise
             failure.as_json = bool(ctx.meta.get(_JSON_REQUESTED))
             raise failure from exc
@@ -258,9 +276,11 @@ class _Skipped:
 
 
 @contextmanager
-def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal (stderr); nothing at all when piped."""
-    if not sys.stderr.isatty() or not total:
+def _progress(label: str, count: Callable[[], int] | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr), its length from ``count()`` (only called
+    there: it reads the whole store); nothing at all when piped."""
+    total = count() if count is not None and sys.stderr.isatty() else 0
+    if not total:
         yield lambda _: None
         return
     with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
@@ -294,16 +314,27 @@ def _existing_view(root: Path, segments: Sequence[str]) -> Store:
     """The sub-store ``segments`` of the store at ``root``; a ``Failure`` if it does not exist
     (reading one would show an empty store, hiding a mistyped name)."""
     view = _view(root, segments)
-    if segments and not view.root_path.is_dir():
+    if segments and not _has_sub_stores(Store(root), segments):
         where = " ".join(segments)
         _fail(
-            f"no sub-store {where!r} in {str(root)!r} (see group-store ls {root})", kind="NotFound", path=view.root_path
+            f"no sub-store {where!r} in {str(root)!r} (see group-store ls {root})",
+            kind="NotFound",
+            path=view.root_path,
         )
     return view
 
 
+def _has_sub_stores(view: Store, segments: Sequence[str]) -> bool:
+    """Whether ``view`` holds the sub-store ``segments`` (each level listed by the store)."""
+    for key in segments:
+        if key not in view.children():
+            return False
+        view = view.narrow(key)
+    return True
+
+
 def _is_sub_store(view: Store, key: str) -> bool:
-    return view.narrow_path(key).is_dir()
+    return _has_sub_stores(view, (key,))
 
 
 def _split_key(words: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
@@ -313,8 +344,9 @@ def _split_key(words: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
 
 
 def _note_undecodable(count: int) -> None:
-    note = undecodable_note(count)
-    if note is not None:
+    if count:
+        names = "name does" if count == 1 else "names do"
+        note = f"{count} {names} not decode as keys and are not listed (run group-store migrate?)"
         click.echo(f"group-store: warning: {note}", err=True)
 
 
@@ -327,8 +359,17 @@ def _size(count: int) -> str:
     return f"{count} B"  # pragma: no cover - unreachable
 
 
+def _entry_count(root: Path) -> int:
+    counted = store_stats(root, on_error=_ignore)
+    return counted.documents + counted.logs
+
+
 def _directory_count(root: Path) -> int:
-    return sum(1 for _ in walk_directories(engine_for(root), on_error=ignore))
+    return store_stats(root, on_error=_ignore).directories
+
+
+def _ignore(_: GroupStoreError) -> None:
+    """An ``on_error`` for a count made only to size a progress bar (the command reports errors itself)."""
 
 
 def _request_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
@@ -356,14 +397,62 @@ def _iso_datetime(ctx: click.Context, param: click.Parameter, value: str | None)
     return parsed
 
 
+def _request_traceback(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_TRACEBACK_REQUESTED] = True
+    return value
+
+
 @click.group(cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="group-store")
+# GROUP_STORE_TRACEBACK=1, read by click (an environment variable, not an option users see):
+# the command line touches the environment only through click.
+@click.option(
+    "--traceback",
+    is_flag=True,
+    hidden=True,
+    envvar="GROUP_STORE_TRACEBACK",
+    expose_value=False,
+    callback=_request_traceback,
+)
 def cli() -> None:
     """Inspect and maintain group_store directories.
 
     STORE is the store's root directory; KEY... is the narrow() keys followed
     by the entry key (group-store get ./data alice agent).
     """
+
+
+def _tree_json(root: TreeNode) -> dict[str, Any]:
+    """``tree --json``'s node for ``root`` and everything below it (built without recursion)."""
+
+    def node(item: TreeNode) -> dict[str, Any]:
+        entries = [
+            {
+                "key": entry.key,
+                "kind": entry.kind,
+                "size": entry.size,
+                "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+            }
+            for entry in item.entries
+        ]
+        return {
+            "name": item.name,
+            "entries": entries,
+            "children": [],
+            "total_entries": item.total_entries,
+            "total_size": item.total_size,
+        }
+
+    top = node(root)
+    pending = [(root, top)]
+    while pending:
+        item, built = pending.pop()
+        for child in item.children:
+            child_node = node(child)
+            built["children"].append(child_node)
+            pending.append((child, child_node))
+    return top
 
 
 def _prune(root: dict[str, Any], depth: int | None) -> None:
@@ -386,28 +475,11 @@ def _prune(root: dict[str, Any], depth: int | None) -> None:
 @json_option
 def tree(store: str, keys: tuple[str, ...], depth: int | None, as_json: bool) -> None:
     """Show the hierarchy with entry counts, sizes and TTLs."""
-    start = _existing_view(_existing_store(store), keys).root_path
     skipped = _Skipped()
-    nodes: dict[tuple[str, ...], dict[str, Any]] = {}
-    undecodable = 0
-    # Errors are named once, by the walk below, which lists the same directories.
-    for scan in scan_tree(engine_for(start), "", ignore):
-        segments = scan.segments
-        undecodable += len(undecodable_names(scan))
-        nodes[segments] = {"name": segments[-1] if segments else str(start), "entries": [], "children": []}
-        if segments and segments[:-1] in nodes:
-            nodes[segments[:-1]]["children"].append(nodes[segments])
-    for entry in walk(start, on_error=skipped):
-        if entry.segments not in nodes:
-            continue  # a directory created after the listing above
-        expires = entry.expires_at.isoformat() if entry.expires_at else None
-        info = {"key": entry.key, "kind": entry.kind, "size": len(entry.raw), "expires_at": expires}
-        nodes[entry.segments]["entries"].append(info)
-    # Iterative, not recursive: a store can be nested deeper than Python's recursion limit.
-    for node in reversed(nodes.values()):  # children before their parents
-        node["total_entries"] = len(node["entries"]) + sum(child["total_entries"] for child in node["children"])
-        own = sum(item["size"] for item in node["entries"])
-        node["total_size"] = own + sum(child["total_size"] for child in node["children"])
+    found = store_tree(_existing_view(_existing_store(store), keys), on_error=skipped)
+    root = _tree_json(found.root)
+    undecodable = found.undecodable
+    nodes = {(): root}
     lines: list[str] = []
     pending: list[tuple[dict[str, Any], int]] = [(nodes[()], 0)]
     while pending:
@@ -435,9 +507,7 @@ def list_(store: str, keys: tuple[str, ...], as_json: bool) -> None:
     """List the entry keys and sub-stores at one level."""
     view = _existing_view(_existing_store(store), keys)
     result = {"keys": view.keys(), "children": view.children()}
-    engine = engine_for(view.root_path)
-    listing = engine.storage.scan("")
-    undecodable = undecodable_names(scan_directory(engine, "", (), listing, ignore))
+    undecodable = undecodable_names(view)
     text = "\n".join([*(f"{name}/" for name in result["children"]), *result["keys"]])
     _emit(as_json, result, text)
     _note_undecodable(len(undecodable))
@@ -471,7 +541,7 @@ def _absent_sub_store(root: Path, segments: tuple[str, ...]) -> str | None:
     if not root.is_dir():
         return f"store at {str(root)!r}"
     for depth in range(1, len(segments) + 1):
-        if not _view(root, segments[:depth]).root_path.is_dir():
+        if not _has_sub_stores(Store(root), segments[:depth]):
             return f"sub-store {' '.join(segments[:depth])!r} of {str(root)!r}"
     return None
 
@@ -574,20 +644,15 @@ def rm(store: str, keys: tuple[str, ...], recursive: bool, as_json: bool) -> Non
 def sweep(store: str, keys: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Delete expired entries (and crash leftovers) in the subtree."""
     view = _existing_view(_existing_store(store), keys)
-    now = datetime.now(UTC)
-    expired = [
-        list(entry.address)
-        for entry in walk(view.root_path, include_expired=True)
-        if entry.expires_at is not None and entry.expires_at <= now
-    ]
-    counted = len(expired) if dry_run else view.sweep()
+    report = sweep_store(view, dry_run=dry_run)
+    expired = [list(address) for address in report.expired]
     verb = "would remove" if dry_run else "removed"
     lines = [
         *(" ".join(address) for address in expired),
-        f"{verb} {_count(counted, 'expired entry', 'expired entries')}",
+        f"{verb} {_count(report.count, 'expired entry', 'expired entries')}",
     ]
     # A dry run removes nothing: its count must not be read as a removal.
-    data = {"dry_run": dry_run, "expired": expired, ("would_remove" if dry_run else "removed"): counted}
+    data = {"dry_run": dry_run, "expired": expired, ("would_remove" if dry_run else "removed"): report.count}
     _emit(as_json, data, "\n".join(lines))
 
 
@@ -597,29 +662,7 @@ def sweep(store: str, keys: tuple[str, ...], dry_run: bool, as_json: bool) -> No
 def stats(store: str, as_json: bool) -> None:
     """Count directories, entries, bytes, TTLs and leftovers."""
     root = _existing_store(store)
-    skipped = _Skipped()
-    now = datetime.now(UTC)
-    result = {"directories": 0, "documents": 0, "logs": 0, "log_items": 0}
-    result.update({"bytes": 0, "with_ttl": 0, "expired_unswept": 0, "temporary_files": 0})
-    engine = engine_for(root)
-    for scan in scan_tree(engine, "", skipped):
-        result["directories"] += 1
-        result["temporary_files"] += len(scan.temps)
-        for name in scan.entries:
-            try:
-                entry = read_entry(engine, scan, name, True, now.timestamp())
-            except GroupStoreError as exc:
-                skipped(exc)
-                continue
-            if entry is None:
-                continue
-            result["documents" if entry.kind == "document" else "logs"] += 1
-            result["bytes"] += len(entry.raw)
-            if entry.kind == "log":
-                result["log_items"] += entry.raw.count(b"\n")
-            if entry.expires_at is not None:
-                result["with_ttl"] += 1
-                result["expired_unswept"] += entry.expires_at <= now
+    result = asdict(store_stats(root, on_error=_Skipped()))
     _emit(as_json, result, "\n".join(f"{name}: {value}" for name, value in result.items()))
 
 
@@ -630,7 +673,7 @@ def stats(store: str, as_json: bool) -> None:
 def verify(store: str, fix: bool, as_json: bool) -> None:
     """Check every file; exit 1 if problems remain."""
     root = _existing_store(store)
-    with _progress("verifying", _directory_count(root)) as advance:
+    with _progress("verifying", lambda: _directory_count(root)) as advance:
         report = verify_store(root, fix=fix, progress=advance)
     problems = [
         {"kind": p.kind, "path": str(p.path), "detail": p.detail, "fixable": p.fixable, "fixed": p.fixed}
@@ -659,7 +702,7 @@ def fmt(store: str, as_json: bool) -> None:
     """Rewrite every file canonically (expiries kept)."""
     root = _existing_store(store)
     skipped = _Skipped()
-    with _progress("formatting", _directory_count(root)) as advance:
+    with _progress("formatting", lambda: _directory_count(root)) as advance:
         changed = format_store(root, progress=advance, on_error=skipped)
     _emit(as_json, {"rewritten": changed, "skipped": skipped.count}, f"rewrote {_count(changed, 'file', 'files')}")
     skipped.exit_if_any()
@@ -697,9 +740,8 @@ def diff(a: str, b: str, as_json: bool) -> None:
 def export_(source: str, archive: str, as_json: bool) -> None:
     """Write a store to one .tar.gz or .jsonl file."""
     root = _existing_store(source)
-    total = sum(1 for path in root.rglob("*") if path.is_file())
     skipped = _Skipped()
-    with _progress("exporting", total) as advance:
+    with _progress("exporting", lambda: _entry_count(root)) as advance:
         count = export_store(root, archive, progress=advance, on_error=skipped)
     result = {"archive": archive, "entries": count, "skipped": skipped.count}
     _emit(as_json, result, f"exported {_count(count, 'entry', 'entries')} to {archive}")
@@ -724,7 +766,7 @@ def import_(archive: str, destination: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("store")
-@click.option("--from", "source", type=click.Choice(sorted(MIGRATIONS)), required=True, help="Who wrote the store.")
+@click.option("--from", "source", type=click.Choice(migration_sources()), required=True, help="Who wrote the store.")
 @click.option("--dry-run", is_flag=True, help="List what would be renamed; change nothing.")
 @json_option
 def migrate(store: str, source: str, dry_run: bool, as_json: bool) -> None:

@@ -16,8 +16,6 @@ with a ``__store_snapshots__/<module>/`` directory beside it.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,9 +23,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    import os
+
     from group_store import DataStore, Store
-    from group_store.testing import FakeClock
-    from group_store.tools._snapshot import StoreSnapshot
+    from group_store.testing import FakeClock, StoreSnapshot
 
 SNAPSHOT_DIRECTORY = "__store_snapshots__"
 
@@ -101,7 +100,7 @@ class SnapshotSession:
             if module in self.partial or not directory.is_dir():
                 continue
             # Only here, for a module that has snapshots, is group_store imported.
-            from group_store.tools._snapshot import remove_snapshot, unused_snapshots
+            from group_store.testing import remove_snapshot, unused_snapshots
 
             tests: dict[str, set[str] | None] = {}
             for item in items:
@@ -134,9 +133,9 @@ class SnapshotSession:
 
 def snapshot_directory_name(name: str) -> str:
     """The directory of a test's snapshots under ``__store_snapshots__/<module>/``."""
-    from group_store._format.keys import encode_segment
+    from group_store.testing import snapshot_directory_name as directory_name
 
-    return encode_segment(name)
+    return directory_name(name)
 
 
 _SESSION = pytest.StashKey[SnapshotSession]()
@@ -204,7 +203,7 @@ def data_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataS
 @pytest.fixture
 def store_snapshot(request: pytest.FixtureRequest) -> StoreSnapshot:
     """Compare stores with ``__store_snapshots__/<test module>/<test name>/`` beside the test file."""
-    from group_store.tools._snapshot import StoreSnapshot
+    from group_store.testing import StoreSnapshot
 
     module = request.path.stem
     directory = request.path.parent / SNAPSHOT_DIRECTORY / module / snapshot_directory_name(request.node.name)
@@ -216,19 +215,41 @@ def store_snapshot(request: pytest.FixtureRequest) -> StoreSnapshot:
 @pytest.fixture
 def store_fixture(request: pytest.FixtureRequest, store: Store) -> Callable[[str | os.PathLike[str]], Store]:
     """``store_fixture("path/to/dir")`` copies a committed store directory (relative to the
-    test file) into the temporary store and returns the ``store``; the source is never changed."""
+    test file) into the temporary store and returns the ``store``; the source is never changed.
+
+    Every regular file is written through the store's storage (lock files and temporary
+    files are left out; symlinks and other special files are not copied)."""
 
     def seed(source: str | os.PathLike[str]) -> Store:
         origin = request.path.parent / source
         if not origin.is_dir():
             raise FileNotFoundError(f"store_fixture: no directory at {origin}")
-        shutil.copytree(
-            origin,
-            store.root_path,
-            symlinks=True,
-            dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns(".lock", ".*.tmp"),
-        )
+        seed_store(store, origin)
         return store
 
     return seed
+
+
+def _left_out(name: str) -> bool:
+    # As copytree's ignore_patterns(".lock", ".*.tmp") did: the lock and temporary files.
+    return name == ".lock" or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def seed_store(store: Store, origin: Path) -> None:
+    """Write every regular file under the local directory ``origin`` into ``store`` (a
+    store directory on disk, so its relative paths are the store's own names)."""
+    pending = [origin]
+    while pending:
+        directory = pending.pop()
+        for path in sorted(directory.iterdir()):
+            if path.is_symlink():
+                continue
+            if path.is_dir():
+                pending.append(path)
+            elif (
+                path.is_file()
+                and path.name != ".lock"
+                and not (path.name.startswith(".") and path.name.endswith(".tmp"))
+            ):
+                relative = path.parent.relative_to(origin).as_posix()
+                store.storage.write("" if relative == "." else relative, path.name, path.read_bytes(), durable=False)

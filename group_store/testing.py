@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from .tools._snapshot import StoreSnapshot as StoreSnapshot
 from .tools._snapshot import UnmatchedMaskWarning as UnmatchedMaskWarning
+from .tools._snapshot import remove_snapshot as remove_snapshot
+from .tools._snapshot import snapshot_directory_name as snapshot_directory_name
+from .tools._snapshot import unused_snapshots as unused_snapshots
 
 
 class FakeClock:

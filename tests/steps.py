@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from group_store import Store
-from group_store._api.view import View
-from group_store._engine.engine import Engine
 from group_store._format.expiry import Clock
+from group_store.storage import Storage
 from group_store.storage._local import LocalStorage
 
 MUTATING = frozenset({"write", "write_many", "append", "remove"})
@@ -48,7 +47,7 @@ class StoppingStorage:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             if refuse is not None and refuse(*args, **kwargs):
-                raise PermissionError(13, "Permission denied (injected)", str(self._inner.path(*args[:1])))
+                raise PermissionError(13, "Permission denied (injected)", self._inner.locator(*args[:1]))
             if name in MUTATING:
                 if self.calls == self.stop_at:
                     raise StoppedError(f"stopped before {name}{args[:2]}")
@@ -58,11 +57,13 @@ class StoppingStorage:
         return call
 
 
+# A virtual subclass: it delegates every method (by __getattr__) to a real Storage.
+Storage.register(StoppingStorage)
+
+
 def store_on(storage: Any, clock: Clock) -> Store:
-    """A ``Store`` whose engine uses ``storage`` (non-durable)."""
-    store = Store.__new__(Store)
-    View.__init__(store, Engine(storage, clock, durable=False), ())
-    return store
+    """A ``Store`` on ``storage`` (non-durable)."""
+    return Store(storage=cast(Storage, storage), clock=clock)
 
 
 def stopping_store(root: Path, clock: Clock, stop_at: int | None = None) -> tuple[Store, StoppingStorage]:

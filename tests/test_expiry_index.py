@@ -12,6 +12,7 @@ from group_store import Store, export_store, format_store, import_store
 from group_store._format.expiry import index_line, parse_index, render_index
 from group_store.storage._local import LocalStorage
 from group_store.testing import FakeClock
+from tests.local_paths import root_of
 
 
 def test_parse_keeps_the_earliest_time_and_skips_damage() -> None:
@@ -56,11 +57,11 @@ def test_sweep_reads_only_the_sidecars_that_may_have_expired(
 def test_a_store_without_an_index_is_still_swept(store: Store, clock: FakeClock) -> None:
     for i in range(20):
         store.save(f"k{i}", i, ttl=5 if i < 3 else 500)
-    (store.root_path / ".expiry.jsonl").unlink()  # as written by a version without the index
+    (root_of(store) / ".expiry.jsonl").unlink()  # as written by a version without the index
     clock.advance(6)
     assert store.sweep() == 3
     assert sorted(store.keys()) == sorted(f"k{i}" for i in range(3, 20))
-    indexed, _ = parse_index((store.root_path / ".expiry.jsonl").read_bytes())
+    indexed, _ = parse_index((root_of(store) / ".expiry.jsonl").read_bytes())
     assert indexed.keys() == {f"k{i}" for i in range(3, 20)}
 
 
@@ -68,7 +69,7 @@ def test_a_damaged_index_is_not_trusted_blindly(store: Store, clock: FakeClock) 
     store.save("a", 1, ttl=5)
     store.save("b", 2, ttl=5)
     # What a crash or a bad disk leaves: unparseable lines and a torn last record.
-    (store.root_path / ".expiry.jsonl").write_bytes(b"garbage\n\x00\x00\nb 1")
+    (root_of(store) / ".expiry.jsonl").write_bytes(b"garbage\n\x00\x00\nb 1")
     clock.advance(6)
     assert store.sweep() == 2
     assert store.keys() == []
@@ -99,7 +100,7 @@ def test_a_crash_between_the_index_record_and_the_entry(
         patch.setattr(LocalStorage, "write", crash_on_sidecar)
         with pytest.raises(OSError, match="simulated crash"):
             store.save("k", "new", ttl=1)
-    indexed, _ = parse_index((store.root_path / ".expiry.jsonl").read_bytes())
+    indexed, _ = parse_index((root_of(store) / ".expiry.jsonl").read_bytes())
     assert indexed["k"] == clock.now + 1  # the record went in before the sidecar
     clock.advance(2)  # past the index record, not past the entry's real expiry
     assert store.sweep() == 0
@@ -114,7 +115,7 @@ def test_clearing_a_ttl_leaves_only_a_harmless_record(store: Store, clock: FakeC
     clock.advance(6)
     assert store.sweep() == 0
     assert store.load("k") == 2
-    assert not (store.root_path / ".expiry.jsonl").exists()  # compacted away
+    assert not (root_of(store) / ".expiry.jsonl").exists()  # compacted away
 
 
 def test_the_index_is_left_out_of_tar_archives_and_rebuilt_after_import(tmp_path: Path, clock: FakeClock) -> None:
@@ -123,16 +124,16 @@ def test_the_index_is_left_out_of_tar_archives_and_rebuilt_after_import(tmp_path
         source.save(f"k{i}", i, ttl=5 if i < 2 else 500)
     source.narrow("sub").save("s", 1, ttl=5)
     archive = tmp_path / "store.tar.gz"
-    export_store(source.root_path, archive)
+    export_store(root_of(source), archive)
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert "k0.meta.json" in names
     assert [name for name in names if name.rpartition("/")[2] == ".expiry.jsonl"] == []
     import_store(archive, tmp_path / "copy")
     copy = Store(tmp_path / "copy", clock=clock)
-    indexed, _ = parse_index((copy.root_path / ".expiry.jsonl").read_bytes())
+    indexed, _ = parse_index((root_of(copy) / ".expiry.jsonl").read_bytes())
     assert indexed.keys() == {f"k{i}" for i in range(5)}  # the import indexes what it writes
-    (copy.root_path / "sub" / ".expiry.jsonl").unlink()  # as after a git checkout: no index
+    (root_of(copy) / "sub" / ".expiry.jsonl").unlink()  # as after a git checkout: no index
     clock.advance(6)
     assert copy.sweep() == 3  # every sidecar the index does not list is checked
     assert copy.keys() == ["k2", "k3", "k4"]
@@ -145,7 +146,7 @@ def test_equal_stores_export_equal_archives_whatever_their_ttl_history(tmp_path:
         churned.save("k", value, ttl=ttl)  # three index lines and a stale binding, one entry
     fresh = Store(tmp_path / "fresh", clock=clock)
     fresh.save("k", "v", ttl=70)
-    assert format_store(churned.root_path, clock=clock) == 1  # drops the stale bindings
-    export_store(churned.root_path, tmp_path / "a.tar.gz")
-    export_store(fresh.root_path, tmp_path / "b.tar.gz")
+    assert format_store(root_of(churned), clock=clock) == 1  # drops the stale bindings
+    export_store(root_of(churned), tmp_path / "a.tar.gz")
+    export_store(root_of(fresh), tmp_path / "b.tar.gz")
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()

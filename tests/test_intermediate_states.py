@@ -25,6 +25,7 @@ from group_store._format.codec import encode_document
 from group_store._format.layout import Location
 from group_store.testing import FakeClock
 
+from .local_paths import root_of
 from .steps import StoppedError, stopping_store
 
 START = 1_800_000_000.0
@@ -66,7 +67,7 @@ def _save_many_plain(store: Store, items: list[tuple[str, Any]]) -> None:
 
 def _orphan_sidecar(store: Store, clock: FakeClock) -> None:
     store.save("k", "A", ttl=10)
-    (store.root_path / "k.json").unlink()  # what a delete stopped after its first step leaves
+    (root_of(store) / "k.json").unlink()  # what a delete stopped after its first step leaves
 
 
 def _expired_mix(store: Store, clock: FakeClock) -> None:

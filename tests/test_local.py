@@ -18,6 +18,7 @@ from group_store import DataStore, GroupStoreError, StorageError, Store, UnsafeF
 from group_store._format.layout import FORMAT_MARKER, encode_format_marker
 from group_store.storage._directories import _UNSYNCED_LIMIT
 from group_store.storage._local import LocalStorage
+from group_store.storage._pins import pin_budget
 from group_store.testing import FakeClock
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="maps descriptors via /proc/self/fd")
@@ -332,3 +333,126 @@ def test_new_directories_are_made_durable_even_past_the_tracking_limit(
     recorder.events.clear()
     storage.write("g/h", "k.json", b"1\n", durable=True)
     assert {str(tmp_path), str(tmp_path / "g")} <= {path for call, path in recorder.snapshot() if call == "fsync"}
+
+
+# -- the seam's versions, conditional writes and batch removal ---------------------
+
+
+def test_a_version_is_current_until_the_file_is_replaced(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write("a", "f", b"1", durable=False)
+    found = storage.read_versioned("a", "f")
+    assert found is not None
+    assert found.data == b"1"
+    assert storage.is_current("a", "f", found.version)
+    storage.write("a", "f", b"1", durable=False)  # the same bytes, but a new file
+    assert not storage.is_current("a", "f", found.version)
+    assert storage.read_versions("a", ["f", "missing"])[1] is None
+
+
+def test_a_version_whose_pin_was_given_up_is_never_current(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write("", "f", b"1", durable=False)
+    first = storage.read_versioned("", "f")
+    assert first is not None
+    # More reads than the budget holds: the oldest token loses its pin, and with it the proof.
+    later = [storage.read_versioned("", "f") for _ in range(pin_budget())]
+    assert not storage.is_current("", "f", first.version)
+    assert later[-1] is not None
+    assert storage.is_current("", "f", later[-1].version)
+
+
+def test_create_only_writes_once_whatever_the_number_of_concurrent_creators(tmp_path: Path) -> None:
+    storages = [LocalStorage(tmp_path) for _ in range(8)]
+    start = threading.Barrier(len(storages))
+    won: list[bool] = [False] * len(storages)
+
+    def create(index: int) -> None:
+        start.wait()
+        won[index] = storages[index].write_if("d", "f", b"%d" % index, version=None, durable=False)
+
+    threads = [threading.Thread(target=create, args=(index,)) for index in range(len(storages))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert won.count(True) == 1
+    assert (tmp_path / "d" / "f").read_bytes() == b"%d" % won.index(True)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f"]  # no temporary file left
+
+
+def test_replace_if_version_writes_only_over_the_state_it_read(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write("", "f", b"old", durable=False)
+    read = storage.read_versioned("", "f")
+    assert read is not None
+    assert storage.write_if("", "f", b"mine", version=read.version, durable=False)
+    assert not storage.write_if("", "f", b"stale", version=read.version, durable=False)
+    assert storage.read("", "f") == b"mine"
+
+
+def test_remove_many_reports_each_name(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write("", "a", b"1", durable=False)
+    (tmp_path / "dir").mkdir()
+    outcomes = storage.remove_many("", ["a", "missing", "dir"], durable=True)
+    assert outcomes[:2] == [True, False]
+    assert isinstance(outcomes[2], OSError)
+    assert storage.remove_many("absent", ["a"], durable=False) == [False]
+
+
+def test_append_cuts_to_keep_and_checks_if_version(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write("", "log", b"1\n{tor", durable=False)
+    token = storage.append("", "log", b"2\n", keep=2, durable=False)
+    assert storage.read("", "log") == b"1\n2\n"
+    assert token is not None
+    again = storage.append("", "log", b"3\n", keep=None, durable=False, if_version=token)
+    assert again is not None
+    with (tmp_path / "log").open("ab") as other:  # another writer, after our append
+        other.write(b"4\n")
+    assert storage.append("", "log", b"5\n", keep=None, durable=False, if_version=again) is None
+    assert storage.read("", "log") == b"1\n2\n3\n4\n"
+
+
+class _TailReads:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = LocalStorage.read_tail
+
+        def read_tail(storage: LocalStorage, directory: str, name: str, size: int) -> Any:
+            self.count += 1
+            return real(storage, directory, name, size)
+
+        monkeypatch.setattr(LocalStorage, "read_tail", read_tail)
+
+
+def test_a_loop_of_appends_reads_no_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path).narrow("a")
+    store.append("log", [0])
+    tails = _TailReads(monkeypatch)
+    for index in range(1, 50):
+        store.append("log", [index])
+    assert tails.count == 0
+    assert store.read("log") == list(range(50))
+
+
+def test_a_torn_line_left_after_our_own_append_is_still_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path)
+    store.append("log", [1])
+    with (tmp_path / "log.jsonl").open("ab") as crashed:  # another process died mid-append
+        crashed.write(b'{"torn": ')
+    tails = _TailReads(monkeypatch)
+    store.append("log", [2])
+    assert tails.count == 1  # the log changed since our append: its tail is read again
+    assert store.read("log") == [1, 2]
+    assert (tmp_path / "log.jsonl").read_bytes() == b"1\n2\n"
+
+
+def test_a_log_linked_elsewhere_after_our_own_append_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.append("log", [1])
+    os.link(tmp_path / "store" / "log.jsonl", tmp_path / "outside.jsonl")
+    with pytest.raises(UnsafeFileError):
+        store.append("log", [2])
+    assert (tmp_path / "outside.jsonl").read_bytes() == b"1\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from group_store import Store, UnsafeFileError
+from group_store import LockTimeoutError, Store, UnsafeFileError
 from group_store.storage._local import LocalStorage
 from group_store.storage._locks import IDLE_LOCK_DESCRIPTORS, LockTable, process_locks
 
@@ -265,3 +265,61 @@ def test_a_child_forked_while_another_thread_holds_a_lock_takes_it_once_released
     os.close(ready_to_read)
     os.close(child_writes)
     assert got == b"in"
+
+
+def test_a_lock_held_by_another_process_past_the_timeout_raises_lock_timeout_error(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    with storage.lock(""):
+        pass  # makes the lock file
+    ready_read, ready_write = os.pipe()
+    release_read, release_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        code = 1
+        try:
+            fd = os.open(tmp_path / ".lock", os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(ready_write, b"x")
+            os.read(release_read, 1)
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        assert os.read(ready_read, 1) == b"x"
+        with pytest.raises(LockTimeoutError) as info, storage.lock("", timeout=0.01):
+            pytest.fail("the lock was taken while another process held it")
+        assert info.value.path == str(tmp_path / ".lock")
+        assert isinstance(info.value, TimeoutError)
+        with pytest.raises(LockTimeoutError):  # a timed-out attempt leaves nothing half-taken
+            Store(tmp_path)._engine.lock("", timeout=0).__enter__()
+    finally:
+        os.write(release_write, b"x")
+        _, status = os.waitpid(pid, 0)
+        for fd in (ready_read, ready_write, release_read, release_write):
+            os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with storage.lock("", timeout=60):  # free again: taken at once
+        assert _is_locked_elsewhere(tmp_path / ".lock")
+
+
+def test_a_lock_held_by_another_thread_past_the_timeout_raises_lock_timeout_error(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with storage.lock("a"):
+            held.set()
+            release.wait()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        held.wait()
+        with pytest.raises(LockTimeoutError) as info, storage.lock("a", timeout=0.01):
+            pass
+        assert info.value.path == str(tmp_path / "a" / ".lock")
+    finally:
+        release.set()
+        thread.join()
+    with storage.lock("a", timeout=60), storage.lock("a", timeout=0):  # re-entry never waits
+        pass

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.local_paths import root_of
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
@@ -79,7 +81,7 @@ def test_readme_gitignore_keeps_the_store_internals_out_of_git(tmp_path: Path) -
     store.narrow("alice").save("state", {"turn": 1}, ttl=60)
     store.narrow("alice").save("state", {"turn": 2}, ttl=60)
     store.append("messages", [{"role": "user"}])
-    (store.root_path / ".state.json.0123456789abcdef.tmp").write_bytes(b"{")  # a crash's leftover
+    (root_of(store) / ".state.json.0123456789abcdef.tmp").write_bytes(b"{")  # a crash's leftover
     _git(tmp_path, "init", "-q")
     (tmp_path / ".gitignore").write_text(_block("gitignore"))
     _git(tmp_path, "add", "-A")

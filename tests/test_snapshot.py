@@ -21,6 +21,8 @@ from group_store.tools._snapshot import (
     write_golden,
 )
 
+from .local_paths import root_of
+
 
 def masked(value: Any, *masks: str) -> Any:
     return Masks(list(masks)).value(value)
@@ -102,7 +104,7 @@ def test_metadata_snapshots_bind_the_masked_bytes_and_mask_sidecars(tmp_path: Pa
         store = Store(tmp_path / f"store{run}", clock=FakeClock(1_800_000_000 + run))
         store.save("cache", {"id": request_id, "v": 1}, ttl=60)
         store.save("cache", {"id": request_id, "v": 2}, ttl=60)  # the sidecar binds both, on disk
-        renders.append(render(store.root_path, Masks(["$.id", "$.expires_at.*"]), include_metadata=True))
+        renders.append(render(root_of(store), Masks(["$.id", "$.expires_at.*"]), include_metadata=True))
     # A masked id and a masked expiry: two runs, one snapshot; the earlier bytes' binding is gone.
     assert renders[0] == renders[1]
     assert renders[0]["cache.meta.json"].count(MASKED) == 1
@@ -114,7 +116,7 @@ def test_a_golden_directory_with_metadata_is_a_store_with_the_same_expiry(tmp_pa
     store = Store(tmp_path / "store", clock=clock)
     store.save("cache", {"id": "volatile", "v": 1}, ttl=60)
     store.save("plain", 1)
-    write_golden(tmp_path / "golden", render(store.root_path, Masks(["$.id"]), include_metadata=True))
+    write_golden(tmp_path / "golden", render(root_of(store), Masks(["$.id"]), include_metadata=True))
     golden = Store(tmp_path / "golden", clock=clock)
     assert golden.load("cache") == {"id": MASKED, "v": 1}
     assert golden.expires_at("cache") == store.expires_at("cache")

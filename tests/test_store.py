@@ -26,6 +26,7 @@ from group_store._engine import engine as engine_module
 from group_store._format.expiry import encode_sidecar
 from group_store._format.layout import Location, temp_name
 from group_store.testing import FakeClock
+from tests.local_paths import root_of
 
 
 @pytest.fixture
@@ -36,14 +37,14 @@ def store(tmp_path: Path, clock: FakeClock) -> Store:
 def test_save_load_and_canonical_file(store: Store) -> None:
     store.save("state", {"step": 1, "tags": ["a"]})
     assert store.load("state") == {"step": 1, "tags": ["a"]}
-    assert (store.root_path / "state.json").read_bytes() == b'{\n  "step": 1,\n  "tags": [\n    "a"\n  ]\n}\n'
+    assert (root_of(store) / "state.json").read_bytes() == b'{\n  "step": 1,\n  "tags": [\n    "a"\n  ]\n}\n'
 
 
 def test_equal_data_gives_identical_bytes(store: Store) -> None:
     store.save("a", {"x": [1, 2], "y": None})
-    first = (store.root_path / "a.json").read_bytes()
+    first = (root_of(store) / "a.json").read_bytes()
     store.save("a", {"x": [1, 2], "y": None})
-    assert (store.root_path / "a.json").read_bytes() == first
+    assert (root_of(store) / "a.json").read_bytes() == first
 
 
 def test_missing_key(store: Store) -> None:
@@ -64,7 +65,7 @@ def test_distinct_keys_never_share_a_file(store: Store) -> None:
     for key in ["a/b", "a_b", "A_b", "a b", "a.b", "..", "con", "CON"]:
         assert store.load(key) == key
     assert store.keys() == sorted(["a/b", "a_b", "A_b", "a b", "a.b", "..", "con", "CON"])
-    assert sorted(p.name for p in store.root_path.iterdir() if not p.name.startswith(".")) == sorted(
+    assert sorted(p.name for p in root_of(store).iterdir() if not p.name.startswith(".")) == sorted(
         [
             "a~2fb.json",
             "a_b.json",
@@ -81,7 +82,7 @@ def test_distinct_keys_never_share_a_file(store: Store) -> None:
 def test_keys_cannot_escape_the_root(store: Store, tmp_path: Path) -> None:
     store.narrow("..", "..").save("../../escape", 1)
     store.save("/etc/x", 1)
-    outside = {p for p in tmp_path.rglob("*") if not str(p).startswith(str(store.root_path))}
+    outside = {p for p in tmp_path.rglob("*") if not str(p).startswith(str(root_of(store)))}
     assert outside == set()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
 
@@ -94,7 +95,7 @@ def test_long_keys_round_trip(store: Store) -> None:
     assert view.load(long_key) == 1
     assert view.keys() == sorted([long_key, long_key + "log"])
     assert store.children() == [long_dir]
-    for path in store.root_path.rglob("*"):
+    for path in root_of(store).rglob("*"):
         assert len(path.name.encode()) <= 255
     assert view.delete(long_key)
     assert view.keys() == [long_key + "log"]
@@ -119,8 +120,8 @@ def test_unserializable_data_names_key_and_keeps_old_value(store: Store) -> None
 def test_narrow_layout_and_paths(store: Store) -> None:
     agent = store.narrow("alice", "agent")
     agent.save("state", {"n": 1})
-    assert (store.root_path / "alice" / "agent" / "state.json").exists()
-    assert store.narrow_path("alice", "agent") == agent.root_path == store.root_path / "alice" / "agent"
+    assert (root_of(store) / "alice" / "agent" / "state.json").exists()
+    assert store.narrow_path("alice", "agent") == root_of(agent) == root_of(store) / "alice" / "agent"
     assert store.children() == ["alice"]
     assert store.narrow("alice").children() == ["agent"]
     assert store.keys() == []
@@ -173,17 +174,17 @@ def test_ttl_hides_before_sweep_and_sweep_removes(store: Store, clock: FakeClock
     store.save("forever", 1)
     assert store.expires_at("cache") == datetime.fromtimestamp(clock.now + 60, UTC)
     assert store.expires_at("forever") is None
-    assert (store.root_path / "cache.json").read_bytes() == b'{\n  "t": 20\n}\n'  # data file holds only user JSON
+    assert (root_of(store) / "cache.json").read_bytes() == b'{\n  "t": 20\n}\n'  # data file holds only user JSON
     clock.advance(60)
     assert not store.exists("cache")
     assert store.get("cache") is None
     assert store.keys() == ["forever"]
     with pytest.raises(KeyNotFoundError):
         store.expires_at("cache")
-    assert (store.root_path / "cache.json").exists()
+    assert (root_of(store) / "cache.json").exists()
     assert store.sweep() == 1
-    assert not (store.root_path / "cache.json").exists()
-    assert not (store.root_path / "cache.meta.json").exists()
+    assert not (root_of(store) / "cache.json").exists()
+    assert not (root_of(store) / "cache.meta.json").exists()
     assert store.sweep() == 0
 
 
@@ -203,7 +204,7 @@ def test_saving_without_ttl_clears_expiry(store: Store, clock: FakeClock) -> Non
     store.save("k", 1, ttl=10)
     store.save("k", 1)
     assert store.expires_at("k") is None
-    assert not (store.root_path / "k.meta.json").exists()
+    assert not (root_of(store) / "k.meta.json").exists()
     store.save("k", 2, ttl=10)
     store.save("k", 3)
     clock.advance(100)
@@ -223,17 +224,17 @@ def test_sweep_covers_subtree_and_leftovers(store: Store, clock: FakeClock) -> N
     deep = store.narrow("a", "b")
     deep.save("x", 1, ttl=1)
     deep.save("y", 1)
-    (deep.root_path / temp_name("y.json")).write_bytes(b"{")
-    (deep.root_path / "gone.meta.json").write_bytes(encode_sidecar({"0" * 32: None}))
+    (root_of(deep) / temp_name("y.json")).write_bytes(b"{")
+    (root_of(deep) / "gone.meta.json").write_bytes(encode_sidecar({"0" * 32: None}))
     clock.advance(2)
     assert store.sweep() == 1
-    assert sorted(p.name for p in deep.root_path.iterdir()) == [".lock", "y.json"]
+    assert sorted(p.name for p in root_of(deep).iterdir()) == [".lock", "y.json"]
 
 
 def test_stale_sidecar_binds_nothing(store: Store, clock: FakeClock) -> None:
     store.save("k", "old", ttl=1)
     # Simulate a crash after a no-TTL save replaced the data but before the sidecar was removed.
-    (store.root_path / "k.json").write_bytes(b'"new"\n')
+    (root_of(store) / "k.json").write_bytes(b'"new"\n')
     clock.advance(10)
     assert store.load("k") == "new"
     assert store.expires_at("k") is None
@@ -242,7 +243,7 @@ def test_stale_sidecar_binds_nothing(store: Store, clock: FakeClock) -> None:
 
 def test_malformed_sidecar_is_typed_and_save_repairs_it(store: Store) -> None:
     store.save("k", 1, ttl=10)
-    (store.root_path / "k.meta.json").write_bytes(b"nonsense")
+    (root_of(store) / "k.meta.json").write_bytes(b"nonsense")
     with pytest.raises(CorruptEntryError, match="sidecar"):
         store.load("k")
     store.save("k", 2, ttl=10)
@@ -260,7 +261,7 @@ def test_logs(store: Store) -> None:
     assert store.read("messages", last=2) == [{"m": 2}, {"m": 3}]
     assert store.read("messages", last=0) == []
     assert store.load("messages") == [{"m": 1}, {"m": 2}, {"m": 3}]
-    assert (store.root_path / "messages.jsonl").read_bytes() == b'{"m":1}\n{"m":2}\n{"m":3}\n'
+    assert (root_of(store) / "messages.jsonl").read_bytes() == b'{"m":1}\n{"m":2}\n{"m":3}\n'
     assert store.exists("messages")
     assert store.expires_at("messages") is None
     assert store.delete("messages")
@@ -277,11 +278,11 @@ def test_max_items_prunes_oldest(store: Store) -> None:
 
 def test_torn_tail_is_skipped_then_truncated(store: Store) -> None:
     store.append("log", [1, 2])
-    with open(store.root_path / "log.jsonl", "ab") as f:
+    with open(root_of(store) / "log.jsonl", "ab") as f:
         f.write(b'{"torn":')
     assert store.read("log") == [1, 2]
     store.append("log", [3])
-    assert (store.root_path / "log.jsonl").read_bytes() == b"1\n2\n3\n"
+    assert (root_of(store) / "log.jsonl").read_bytes() == b"1\n2\n3\n"
 
 
 def test_documents_and_logs_do_not_mix(store: Store) -> None:
@@ -314,11 +315,11 @@ def test_bad_append_arguments(store: Store) -> None:
 
 def test_invalid_json_is_isolated(store: Store) -> None:
     store.save("good", 1)
-    (store.root_path / "bad.json").write_bytes(b"{not json")
+    (root_of(store) / "bad.json").write_bytes(b"{not json")
     with pytest.raises(CorruptEntryError) as info:
         store.load("bad")
     assert info.value.key == "bad"
-    assert info.value.path == str(store.root_path / "bad.json")
+    assert info.value.path == str(root_of(store) / "bad.json")
     assert store.load("good") == 1
     assert store.keys() == ["bad", "good"]
 
@@ -327,7 +328,7 @@ def test_symlinked_entry_is_refused(store: Store, tmp_path: Path) -> None:
     secret = tmp_path / "secret.json"
     secret.write_text('"secret"')
     store.save("x", 1)
-    os.symlink(secret, store.root_path / "link.json")
+    os.symlink(secret, root_of(store) / "link.json")
     with pytest.raises(UnsafeFileError) as info:
         store.load("link")
     assert info.value.key == "link"
@@ -341,7 +342,7 @@ def test_symlinked_directory_is_never_followed(store: Store, tmp_path: Path) -> 
     outside = tmp_path / "outside"
     outside.mkdir()
     store.save("x", 1)
-    os.symlink(outside, store.root_path / "evil")
+    os.symlink(outside, root_of(store) / "evil")
     with pytest.raises(UnsafeFileError):
         store.narrow("evil").save("k", 1)
     with pytest.raises(UnsafeFileError):
@@ -352,7 +353,7 @@ def test_symlinked_directory_is_never_followed(store: Store, tmp_path: Path) -> 
 
 def test_fifo_does_not_hang(store: Store) -> None:
     store.save("x", 1)
-    os.mkfifo(store.root_path / "pipe.json")
+    os.mkfifo(root_of(store) / "pipe.json")
     with pytest.raises(UnsafeFileError, match="not a regular file"):
         store.load("pipe")
     assert store.keys() == ["x"]
@@ -376,8 +377,8 @@ def _umask() -> int:
 
 def test_temporary_files_are_ignored(store: Store) -> None:
     store.save("k", 1)
-    (store.root_path / temp_name("k.json")).write_bytes(b"{")
-    (store.root_path / "notes.txt").write_bytes(b"hi")
+    (root_of(store) / temp_name("k.json")).write_bytes(b"{")
+    (root_of(store) / "notes.txt").write_bytes(b"hi")
     assert store.keys() == ["k"]
 
 
@@ -413,7 +414,7 @@ def test_reading_the_newest_items_from_the_end_equals_reading_the_whole_log(
     store = Store(tmp_path_factory.mktemp("tail"))
     if items:
         store.append("log", items)
-    with (store.root_path / "log.jsonl").open("ab") as log:
+    with (root_of(store) / "log.jsonl").open("ab") as log:
         log.write(torn)
     original = engine_module._TAIL_WINDOW
     engine_module._TAIL_WINDOW = window
@@ -425,7 +426,7 @@ def test_reading_the_newest_items_from_the_end_equals_reading_the_whole_log(
 
 def test_a_bad_line_found_by_a_tail_read_names_its_true_line_number(store: Store) -> None:
     store.append("log", [{"n": i, "pad": "x" * 100} for i in range(2000)])
-    path = store.root_path / "log.jsonl"
+    path = root_of(store) / "log.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
     lines[1990] = b"{not json\n"
     path.write_bytes(b"".join(lines))

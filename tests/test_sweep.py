@@ -15,6 +15,7 @@ from group_store._format.layout import temp_name
 from group_store.storage._local import LocalStorage
 from group_store.testing import FakeClock
 
+from .local_paths import root_of
 from .steps import StoppingStorage, store_on
 
 LONG = "y" * 300
@@ -37,7 +38,7 @@ def _files(root: Path) -> set[str]:
 
 
 def test_sweep_leaves_key_files_the_store_did_not_write(store: Store) -> None:
-    root = store.root_path
+    root = root_of(store)
     store.save("server", 1)
     store.save(LONG, 1)
     hashed = encode_segment(LONG)
@@ -51,11 +52,11 @@ def test_sweep_leaves_key_files_the_store_did_not_write(store: Store) -> None:
 
 
 def test_sweep_never_enters_a_directory_whose_name_does_not_decode(store: Store) -> None:
-    root = store.root_path
+    root = root_of(store)
     store.save("x", 1)
     ours = store.narrow("sub")
     ours.save("k", 1, ttl=10)
-    (ours.root_path / "k.json").unlink()  # an orphan sidecar in a directory of ours: removed
+    (root_of(ours) / "k.json").unlink()  # an orphan sidecar in a directory of ours: removed
     (root / "node_modules").mkdir()
     (root / "node_modules" / "tls.key").write_bytes(b"secret")
     for foreign in ["Node_Modules", "my docs", ".git"]:
@@ -69,7 +70,7 @@ def test_sweep_never_enters_a_directory_whose_name_does_not_decode(store: Store)
 
 
 def test_sweep_leaves_temp_like_names_it_did_not_make(store: Store) -> None:
-    root = store.root_path
+    root = root_of(store)
     store.save("k", 1)
     own = temp_name("k.json")
     for name in [own, ".important.tmp", ".k.json.tmp", ".k.json.0123.tmp", ".K.json.0123456789abcdef.tmp"]:
@@ -85,7 +86,7 @@ def test_sweep_leaves_temp_like_names_it_did_not_make(store: Store) -> None:
 
 
 def test_sweep_leaves_sidecars_the_store_did_not_write(store: Store, clock: FakeClock) -> None:
-    root = store.root_path
+    root = root_of(store)
     (root / "notes.meta.json").parent.mkdir(parents=True)
     (root / "notes.meta.json").write_bytes(b'{"author": "me"}\n')  # foreign, next to nothing
     (root / "Gone.meta.json").write_bytes(encode_sidecar({"0" * 32: None}))  # the store's bytes, a foreign name
@@ -102,7 +103,7 @@ def test_sweep_leaves_sidecars_the_store_did_not_write(store: Store, clock: Fake
 
 
 def test_sweep_still_removes_its_own_leftovers(store: Store, clock: FakeClock) -> None:
-    root = store.root_path
+    root = root_of(store)
     store.save("live", 1, ttl=1000)
     store.save("expired", 1, ttl=5)
     store.save(LONG, 1, ttl=5)
@@ -134,7 +135,7 @@ def test_keys_skips_and_reports_an_entry_with_a_malformed_sidecar(
     store.save("good", 1, ttl=100)
     store.save("plain", 2)
     store.save("bad", 3, ttl=100)
-    (store.root_path / "bad.meta.json").write_bytes(b"nonsense")
+    (root_of(store) / "bad.meta.json").write_bytes(b"nonsense")
     with caplog.at_level(logging.WARNING, logger="group_store"):
         assert store.keys() == ["good", "plain"]
     [warning] = _warnings(caplog)
@@ -155,7 +156,7 @@ def test_keys_skips_and_reports_an_entry_with_a_symlinked_sidecar(
     store.save("linked", 2)
     outside = tmp_path / "outside.json"
     outside.write_bytes(encode_sidecar({}))
-    os.symlink(outside, store.root_path / "linked.meta.json")
+    os.symlink(outside, root_of(store) / "linked.meta.json")
     with caplog.at_level(logging.WARNING, logger="group_store"):
         assert store.keys() == ["good"]
     assert any("linked.meta.json" in warning for warning in _warnings(caplog))
@@ -169,7 +170,7 @@ def test_sweep_carries_on_past_a_symlinked_index(
     store.save("gone", 1, ttl=5)
     store.save("live", 1, ttl=1000)
     store.narrow("sub").save("gone", 1, ttl=5)
-    index = store.root_path / ".expiry.jsonl"
+    index = root_of(store) / ".expiry.jsonl"
     outside = tmp_path / "outside.jsonl"
     outside.write_bytes(index.read_bytes())
     index.unlink()
@@ -200,10 +201,10 @@ def test_sweep_carries_on_past_an_unreadable_directory(
     store.narrow("locked", "below").save("gone", 1, ttl=5)
     clock.advance(10)
     with caplog.at_level(logging.WARNING, logger="group_store"):
-        assert _refusing(store.root_path, clock, "locked").sweep() == 2
+        assert _refusing(root_of(store), clock, "locked").sweep() == 2
     assert store.narrow("a").keys() == store.narrow("z").keys() == []
     assert store.narrow("locked").get("gone", "still there") == "still there"  # expired, but not swept
-    assert (store.root_path / "locked" / "gone.json").exists()
+    assert (root_of(store) / "locked" / "gone.json").exists()
     [warning] = _warnings(caplog)
     assert "locked" in warning
 
@@ -214,7 +215,7 @@ def test_children_skips_and_reports_an_unreadable_sub_store(
     store.narrow("a").save("k", 1)
     store.narrow(LONG).save("k", 1)
     with caplog.at_level(logging.WARNING, logger="group_store"):
-        assert _refusing(store.root_path, clock, encode_segment(LONG)).children() == ["a"]
+        assert _refusing(root_of(store), clock, encode_segment(LONG)).children() == ["a"]
     assert any(encode_segment(LONG) in warning for warning in _warnings(caplog))
     assert store.children() == sorted(["a", LONG])
 
@@ -224,9 +225,9 @@ def test_sweep_skips_and_reports_a_malformed_sidecar(
 ) -> None:
     store.save("bad", 1, ttl=5)
     store.save("gone", 1, ttl=5)
-    (store.root_path / "bad.meta.json").write_bytes(b"nonsense")
+    (root_of(store) / "bad.meta.json").write_bytes(b"nonsense")
     clock.advance(10)
     with caplog.at_level(logging.WARNING, logger="group_store"):
         assert store.sweep() == 1
-    assert {"bad.json", "bad.meta.json"} <= _files(store.root_path)
+    assert {"bad.json", "bad.meta.json"} <= _files(root_of(store))
     assert any("bad.meta.json" in warning for warning in _warnings(caplog))

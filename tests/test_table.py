@@ -29,7 +29,7 @@ from group_store import (
     Table,
     UnsafeFileError,
 )
-from group_store._engine.partition_cache import MAX_PINNED_DESCRIPTORS, pin_budget, pinned_descriptors
+from group_store.storage._pins import MAX_PINNED_DESCRIPTORS, pin_budget, pinned_descriptors
 from group_store.testing import FakeClock
 
 from .processes import run_processes
@@ -497,7 +497,7 @@ root, limit = sys.argv[1], int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
 from group_store import Store, Table
-from group_store._engine.partition_cache import pin_budget
+from group_store.storage._pins import pin_budget
 
 store = Store(root)
 tables = [Table(store, f"t{t}", fields=("part", "id", "v"), key=("part", "id")) for t in range(4)]

@@ -205,7 +205,7 @@ def _damage(engine: Engine, rng: random.Random) -> None:
         engine.storage.write("", stale.sidecar, encode_sidecar(bindings), durable=False)
         items = LOGS[("messages",)]
         engine.storage.write("", "messages.jsonl", "".join(json.dumps(i) + "\n" for i in items).encode(), durable=False)
-        engine.storage.append("", "messages.jsonl", b'{"torn": ', durable=False)
+        engine.storage.append("", "messages.jsonl", b'{"torn": ', keep=None, durable=False)
         engine.storage.write("", "gone.meta.json", encode_sidecar({digest(b"1\n"): 1.0}), durable=False)
         engine.storage.write("", temp_name("plain.json"), b"{", durable=False)
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -20,11 +18,15 @@ from .._errors import KeyNotFoundError
 from .._format.codec import decode_document
 from .._format.expiry import Clock, is_expired
 from .._format.layout import Location
-from ..storage._local import LocalStorage
+from ..storage._base import Storage
+from .composition import open_storage
 from .handle import WriteHandle, settled
 from .store import Store
 from .view import Ttl, View
 from .writer import DEFAULT_MAX_PENDING_BYTES, Writer, WriterStatistics
+
+if TYPE_CHECKING:
+    import os
 
 T = TypeVar("T")
 
@@ -46,21 +48,29 @@ class DataStore(View):
     it (see the README's benchmark). On a file system where a read may stall
     (NFS, a spinning disk under load) pass ``inline_reads=False`` and every
     read takes one worker-thread hop instead.
+
+    Opened on a local directory (``DataStore(path)``) or on any backend
+    (``DataStore(storage=...)``): exactly one of the two. ``file_mode`` and
+    ``dir_mode`` apply to a local directory only.
+
+    Raises (at construction):
+        InvalidArgumentError: for both a path and a storage, neither, or anything else.
     """
 
     def __init__(
         self,
-        root_path: str | os.PathLike[str],
+        root_path: str | os.PathLike[str] | None = None,
         durable: bool = False,
         *,
+        storage: Storage | None = None,
         clock: Clock = time.time,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         inline_reads: bool = True,
     ) -> None:
-        storage = LocalStorage(Path(root_path), file_mode=file_mode, dir_mode=dir_mode)
-        engine = Engine(storage, clock, durable=durable)
+        backend = open_storage(root_path, storage, file_mode=file_mode, dir_mode=dir_mode)
+        engine = Engine(backend, clock, durable=durable)
         super().__init__(engine, ())
         self._writer = Writer(engine, max_pending_bytes)
         self._owns_writer = True
@@ -71,12 +81,12 @@ class DataStore(View):
 
         Use it plainly or as ``async with``; leaving the ``async with`` waits for
         every queued write (it does not close the parent store).
+
+        Raises:
+            InvalidKeyError: for no key, or an empty or non-string one.
         """
-        view = DataStore.__new__(DataStore)
-        View.__init__(view, self._engine, self._child_segments(keys))
-        view._writer = self._writer
-        view._owns_writer = False
-        view._inline_reads = self._inline_reads
+        view = self._narrowed(keys)
+        view._owns_writer = False  # the writer (shared by the copy) stays the root store's to close
         return view
 
     # -- writes ------------------------------------------------------------
@@ -109,7 +119,7 @@ class DataStore(View):
     async def delete(self, key: str) -> bool:
         """Remove ``key`` (in order with queued writes); ``True`` if it held a live entry."""
         loc = self._location(key)
-        result: bool = await self._writer.call(partial(self._locked, loc, self._engine.delete, loc), loc)
+        result: bool = await self._writer.call(partial(self._engine.delete, loc), loc)
         return result
 
     async def update(
@@ -138,17 +148,13 @@ class DataStore(View):
         self._check_update_function(key, function)
         loc = self._location(key)
         expiry = self._update_expiry(key, ttl, expires_at)
-        work = partial(self._locked, loc, self._engine.update, loc, function, default, expiry)
+        work = partial(self._engine.update, loc, function, default, expiry)
         return await self._writer.call(work, loc)
 
     async def sweep(self) -> int:
         """Delete expired entries in this subtree (and crash leftovers); return how many entries."""
         count: int = await self._writer.call(partial(sweep, self._engine, self._directory, self._segments))
         return count
-
-    def _locked(self, loc: Location, function: Callable[..., T], *args: Any) -> T:
-        with self._engine.lock(loc.directory, loc.key):
-            return function(*args)
 
     async def run_sync(self, function: Callable[[Store], T]) -> T:
         """Run ``function(store)`` in the writer thread, with a blocking ``Store`` on this view's files.
@@ -161,8 +167,7 @@ class DataStore(View):
         Raises:
             Whatever ``function`` raises. StoreClosedError: after ``aclose()``.
         """
-        store = Store.__new__(Store)
-        View.__init__(store, self._engine, self._segments)
+        store = Store._sharing(self._engine, self._segments)
         result: T = await self._writer.call(partial(function, store))
         return result
 
@@ -227,7 +232,9 @@ class DataStore(View):
     # -- reads -------------------------------------------------------------
 
     async def _read(self, function: Callable[..., T], *args: Any) -> T:
-        if not self._inline_reads:
+        # Inline only where the backend says a read returns in microseconds: on object
+        # storage a read is a network round trip, which must not block the event loop.
+        if not (self._inline_reads and self._engine.storage.blocking_io_is_cheap):
             return await anyio.to_thread.run_sync(function, *args)
         result = function(*args)
         # Still a checkpoint: a loop of loads lets other tasks run and can be cancelled.

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .._engine.engine import MISSING, Engine
 from .._engine.sweep import sweep
 from .._errors import KeyNotFoundError
 from .._format.expiry import Clock
-from ..storage._local import LocalStorage
+from ..storage._base import Storage
+from .composition import open_storage
 from .view import Ttl, View
+
+if TYPE_CHECKING:
+    import os
 
 
 class Store(View):
@@ -25,25 +27,47 @@ class Store(View):
     The same files as ``DataStore``; every method returns when the work is on
     disk (fsynced with ``durable=True``). Safe to share between threads and
     processes: writes take the directory's lock.
+
+    Opened on a local directory (``Store(path)``) or on any backend
+    (``Store(storage=...)``): exactly one of the two. ``file_mode`` and ``dir_mode``
+    apply to a local directory only.
+
+    Raises (at construction):
+        InvalidArgumentError: for both a path and a storage, neither, or anything else.
     """
 
     def __init__(
         self,
-        root_path: str | os.PathLike[str],
+        root_path: str | os.PathLike[str] | None = None,
         durable: bool = False,
         *,
+        storage: Storage | None = None,
         clock: Clock = time.time,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
     ) -> None:
-        storage = LocalStorage(Path(root_path), file_mode=file_mode, dir_mode=dir_mode)
-        super().__init__(Engine(storage, clock, durable=durable), ())
+        backend = open_storage(root_path, storage, file_mode=file_mode, dir_mode=dir_mode)
+        super().__init__(Engine(backend, clock, durable=durable), ())
+
+    @classmethod
+    def _sharing(cls, engine: Engine, segments: tuple[str, ...]) -> Store:
+        """A ``Store`` on another store's engine (a DataStore's, for ``run_sync``) at ``segments``.
+
+        Built by ``__init__`` on the engine's storage, then given the engine itself: what
+        the engine has learned (the format check) is shared, not paid for again per call.
+        """
+        store = cls(storage=engine.storage, durable=engine.durable, clock=engine.clock)
+        store._engine = engine
+        store._place(segments)
+        return store
 
     def narrow(self, *keys: str) -> Store:
-        """A view of the sub-store under ``keys`` (usable as a context manager)."""
-        view = Store.__new__(Store)
-        View.__init__(view, self._engine, self._child_segments(keys))
-        return view
+        """A view of the sub-store under ``keys`` (usable as a context manager), sharing this store's engine.
+
+        Raises:
+            InvalidKeyError: for no key, or an empty or non-string one.
+        """
+        return self._narrowed(keys)
 
     def save(self, key: str, data: Any, *, ttl: Ttl = None, expires_at: datetime | None = None) -> None:
         """Write ``data`` as the document ``key``; no TTL clears an old expiry.
@@ -55,8 +79,7 @@ class Store(View):
             StorageError, UnsafeFileError: if the file system refuses (the old value stays).
         """
         loc, payload, expiry = self._document(key, data, ttl, expires_at)
-        with self._engine.lock(loc.directory, loc.key):
-            self._engine.save(loc, payload, expiry)
+        self._engine.save(loc, payload, expiry)
 
     def append(self, key: str, items: Sequence[Any], *, max_items: int | None = None) -> None:
         """Append ``items`` to the log ``key`` in one write, keeping the newest ``max_items``.
@@ -67,8 +90,7 @@ class Store(View):
         """
         loc, lines, count = self._lines(key, items, max_items)
         if count:
-            with self._engine.lock(loc.directory, loc.key):
-                self._engine.append(loc, lines, count, max_items)
+            self._engine.append(loc, lines, count, max_items)
 
     def load(self, key: str) -> Any:
         """The document's value, or a log's items as a list.
@@ -101,9 +123,7 @@ class Store(View):
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it held a live entry."""
-        loc = self._location(key)
-        with self._engine.lock(loc.directory, loc.key):
-            return self._engine.delete(loc)
+        return self._engine.delete(self._location(key))
 
     def update(
         self,
@@ -129,16 +149,16 @@ class Store(View):
         self._check_update_function(key, function)
         loc = self._location(key)
         expiry = self._update_expiry(key, ttl, expires_at)
-        with self._engine.lock(loc.directory, loc.key):
-            return self._engine.update(loc, function, default, expiry)
+        return self._engine.update(loc, function, default, expiry)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold this directory's lock, the one every write here takes, for a multi-step change.
 
         Excludes other threads and processes; re-entrant in one thread (writes in
-        the ``with`` body take it again). Take a parent directory's lock before a
-        child's, never the other way round.
+        the ``with`` body take it again). Waits as long as it takes. Holding two: a
+        parent's lock before a child's, never the other way round (the rules are the
+        ``Storage`` docstring's).
         """
         with self._engine.lock(self._directory):
             yield

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from .._engine.table_core import Keep, Record, TableCore, Wrapper
 from .._errors import InvalidArgumentError
@@ -17,6 +16,9 @@ from .._format.schema import TableSchema
 from .datastore import DataStore
 from .store import Store
 from .view import Ttl
+
+if TYPE_CHECKING:
+    import os
 
 T = TypeVar("T")
 
@@ -252,7 +254,17 @@ class AsyncTable(_TableBase):
     ) -> None:
         self._owns_store = not isinstance(store, DataStore)
         self.store = store if isinstance(store, DataStore) else DataStore(store)
-        self._setup(self.store, name, fields, key, partition_by, shards)
+        # One blocking Table on the same engine, built once: run() hands it out, and its
+        # core (schema, partition cache) is this table's, so both see one cache.
+        self._table = Table(
+            Store._sharing(self.store._engine, self.store.segments),
+            name,
+            fields=fields,
+            key=key,
+            partition_by=partition_by,
+            shards=shards,
+        )
+        self._core = self._table._core
 
     async def run(self, function: Callable[[Table], T]) -> T:
         """Run ``function`` with a blocking ``Table`` on the same files, in the writer thread.
@@ -260,14 +272,7 @@ class AsyncTable(_TableBase):
         For multi-step changes: ``function`` may take ``table.lock()`` and make
         several calls; nothing else this DataStore queued runs in between.
         """
-
-        def on_blocking_store(store: Store) -> T:
-            table = Table.__new__(Table)
-            table.store = store
-            table._core = self._core
-            return function(table)
-
-        return await self.store.run_sync(on_blocking_store)
+        return await self.store.run_sync(lambda _blocking: function(self._table))
 
     async def _call(self, function: Callable[[], T]) -> T:
         return await self.store.run_sync(lambda _blocking: function())

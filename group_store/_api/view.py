@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .._engine.engine import MISSING, SYNCHRONOUS_UPDATE, Engine
 from .._errors import GroupStoreError, InvalidArgumentError, InvalidKeyError, located
@@ -14,38 +15,62 @@ from .._format.codec import encode_document, encode_lines
 from .._format.expiry import resolve_expiry, to_datetime
 from .._format.keys import check_segment
 from .._format.layout import Location, encode_directory, join
+from ..storage._base import Storage
 
 Ttl = float | timedelta | None
 
 
 class View:
-    """A directory of the store: the root, or a ``narrow()``-ed sub-store.
-
-    Attributes:
-        root_path: The local directory this view reads and writes (``None`` for storage
-            that keeps no local files).
-    """
+    """A directory of the store: the root, or a ``narrow()``-ed sub-store."""
 
     def __init__(self, engine: Engine, segments: tuple[str, ...]) -> None:
         self._engine = engine
+        self._place(segments)
+
+    def _place(self, segments: tuple[str, ...]) -> None:
+        """Set this view's position in the tree: the one place it is set (``__init__``, ``_narrowed``)."""
         self._segments = segments
         self._directory = encode_directory(segments)
-        self.root_path: Path = engine.storage.path(self._directory)
-        self._root_locator = engine.storage.locator(self._directory)
+        self._root_locator = self._engine.storage.locator(self._directory)
+
+    def _narrowed(self, keys: Sequence[str]) -> Self:
+        """A copy of this view at ``keys`` below it, sharing its engine (and a DataStore's writer).
+
+        The copy protocol rather than a second constructor call: a view is not a new
+        store (no new engine, format check or writer thread), and ``__init__`` stays
+        the one way to open one. Rejected: ``cls.__new__`` followed by ``View.__init__``,
+        which skips the subclass's own state and breaks as soon as it gains some.
+        """
+        segments = self._child_segments(keys)
+        view = copy.copy(self)
+        view._place(segments)
+        return view
+
+    @property
+    def storage(self) -> Storage:
+        """The backend this store reads and writes (shared by every view of it)."""
+        return self._engine.storage
+
+    @property
+    def root_path(self) -> Path | None:
+        """The local directory this view reads and writes, or ``None`` for storage that
+        keeps no local files (see ``Storage.local_path``)."""
+        return self._engine.storage.local_path(self._directory)
 
     @property
     def segments(self) -> tuple[str, ...]:
         """The narrow() keys from the store's root to this view."""
         return self._segments
 
-    def narrow_path(self, *keys: str) -> Path:
-        """The directory that ``narrow(*keys)`` would use (nothing is created).
+    def narrow_path(self, *keys: str) -> Path | None:
+        """The local directory that ``narrow(*keys)`` would use (nothing is created), or
+        ``None`` for storage that keeps no local files.
 
         Raises:
             InvalidKeyError: for an empty or non-string key (naming this view's directory).
         """
         with located(path=self._root_locator):
-            return self._engine.storage.path(join(self._directory, encode_directory(keys)))
+            return self._engine.storage.local_path(join(self._directory, encode_directory(keys)))
 
     def _child_segments(self, keys: Sequence[str]) -> tuple[str, ...]:
         if not keys:
@@ -125,7 +150,7 @@ class View:
         return None if expiry is None else to_datetime(expiry)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.root_path)!r})"
+        return f"{type(self).__name__}({self._root_locator!r})"
 
 
 def _naming(exc: GroupStoreError, key: str | None, path: str) -> GroupStoreError:

@@ -371,6 +371,10 @@ class Writer:
     def _perform(self, batch: list[_Op]) -> list[tuple[Any, BaseException | None]]:
         """Run a batch, holding each directory's lock across consecutive writes to it.
 
+        Each engine mutation takes its lock itself; holding it across a run only makes
+        the re-entries cheap (no flock per write). One lock at a time: the held one is
+        released before the next directory's is taken.
+
         Consecutive saves to one directory go to the engine together, so a durable
         store commits them with one group fsync instead of one per save.
         """

@@ -2,9 +2,10 @@
 
 ``Store`` calls these directly; ``DataStore`` runs reads inline on the event loop
 (or in a worker thread) and mutations in its writer thread. Reads take no lock
-(atomic replace makes every file old or new); mutations are called with the
-entry's directory lock held (``lock()``). ``_sweep`` takes each directory's lock
-itself, one at a time: no code path ever holds two directory locks.
+(atomic replace makes every file old or new). Locking has one owner: every mutation
+here takes its entry's directory lock itself (``lock()``, re-entrant per thread, so
+a caller holding it for a multi-step change, or the writer holding it across a batch,
+just re-enters it); the rules for holding two are the ``Storage`` docstring's.
 
 Invariant: every state a mutation leaves on disk between two of its storage calls
 (what a crash leaves, and what a lock-free reader meets) reads as the entry's old
@@ -34,7 +35,7 @@ from .._errors import (
     UnsafeFileError,
     located,
 )
-from .._format.codec import decode_document, decode_log, encode_document, split_log
+from .._format.codec import decode_document, decode_log, encode_document, ends_whole, split_log
 from .._format.expiry import (
     UNBOUND,
     Clock,
@@ -64,10 +65,12 @@ from .._format.layout import (
     join,
     key_for_name,
 )
-from ..storage._base import Kind, Storage
+from ..storage._base import Kind, Storage, Version
 
 _TAIL_WINDOW = 64 * 1024
 """Bytes read from a log's end first when only its newest items are asked for."""
+_REMEMBERED_LOGS = 1024
+"""Logs whose state after this engine's last append is remembered (see ``append_lines``)."""
 
 SYNCHRONOUS_UPDATE = (
     "update() needs a synchronous function: it runs in the writer thread with the directory lock held, "
@@ -112,7 +115,10 @@ def boundary(key: str | None, storage: Storage, directory: str, name: str = "") 
             raise exc.located(key=key, path=storage.locator(directory, name)) from exc
         raise
     except OSError as exc:
-        where = exc.filename if isinstance(exc.filename, str) and exc.filename.startswith("/") else None
+        # A backend names a file other than the entry's own by its locator (an absolute path,
+        # or a URL); a bare name is the OS's own relative spelling and says less than ours.
+        name_given = exc.filename if isinstance(exc.filename, str) else ""
+        where = name_given if name_given.startswith("/") or "://" in name_given else None
         path = where or str(storage.locator(directory, name))
         raise StorageError(exc.strerror or str(exc), key=key, path=path, errno=exc.errno) from exc
 
@@ -154,6 +160,10 @@ class Engine:
         # Races between threads are benign: both read or write the same bytes.
         self._format_read = False
         self._format_marked = False
+        # The version each log (and expiry index) had after this engine's last append to
+        # it, known to end on a whole line. Read and changed only under the log's directory
+        # lock; a stale token costs one tail read, never a wrong cut (append checks it).
+        self._appended: dict[tuple[str, str], Version] = {}
 
     def check_format(self, *, writing: bool) -> None:
         """Refuse a store in an unknown format; before the first write, mark the store's format.
@@ -186,10 +196,11 @@ class Engine:
         return Location(directory, encode_segment(key), key, directory_keys)
 
     @contextmanager
-    def lock(self, directory: str, key: str | None = None) -> Iterator[None]:
-        """Hold the directory's lock; mutations below expect it to be held.
+    def lock(self, directory: str, key: str | None = None, *, timeout: float | None = None) -> Iterator[None]:
+        """Hold the directory's lock (re-entrant per thread); every mutation below takes it itself.
 
         Raises:
+            LockTimeoutError: if ``timeout`` seconds passed first (naming the lock file).
             StorageError, UnsafeFileError: if the lock cannot be taken (the acquire
                 happens inside the error boundary, so a refusal is typed too, and
                 names ``key``, the entry it is taken for, if given).
@@ -198,7 +209,7 @@ class Engine:
         """
         with boundary(key, self.storage, directory):
             self.check_format(writing=True)
-            held = self.storage.lock(directory)
+            held = self.storage.lock(directory, timeout=timeout)
             held.__enter__()
         try:
             yield
@@ -291,8 +302,8 @@ class Engine:
             found = self.storage.read_tail(loc.directory, loc.log, window)
             if found is None:
                 return None
-            raw, whole = found
-            if whole:
+            raw, size = found
+            if len(raw) == size:
                 return decode_log(loc.key, path, raw, last=last)
             newline = raw.find(b"\n")
             # The window's first line is cut at its start (unless it begins on a line boundary,
@@ -401,7 +412,7 @@ class Engine:
             contents = classify(self.storage.scan(directory))
         return sorted(key for _, key in self.child_directories(directory, contents, "children()"))
 
-    # -- mutations (caller holds lock(loc.directory)) ----------------------
+    # -- mutations (each takes lock(loc.directory) itself) -------------------
 
     def _prepare(self, loc: Location) -> None:
         """Write key files for hashed names, so listings can give the original keys back."""
@@ -441,6 +452,11 @@ class Engine:
             EntryKindError: if the key holds a log.
             StorageError, UnsafeFileError: if the file system refuses; the old value stays.
         """
+        with self.lock(loc.directory, loc.key):
+            self._save(loc, payload, expiry)
+
+    def _save(self, loc: Location, payload: bytes, expiry: float | None) -> None:
+        """``save()``; the caller holds the lock."""
         storage = self.storage
         with boundary(loc.key, storage, loc.directory, loc.document):
             log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
@@ -464,7 +480,7 @@ class Engine:
                 return
             new_sidecar = encode_sidecar(next_bindings(bindings, old, payload, expiry))
             # The index record goes first: a crash after it leaves the index early, never late.
-            storage.append(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry), durable=self.durable)
+            self.append_lines(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry))
             storage.write(loc.directory, loc.sidecar, new_sidecar, durable=self.durable)
             if old != payload:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
@@ -490,6 +506,12 @@ class Engine:
         Plain ones (no expiry, no sidecar, no log, short name, the only item for
         its key) go to disk as one group commit; the rest go through ``save()``.
         """
+        if not items:
+            return []
+        with self.lock(items[0][0].directory):
+            return self._save_many(items)
+
+    def _save_many(self, items: list[tuple[Location, bytes, float | None]]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = [None] * len(items)
         plain: list[int] = []
         if items:
@@ -506,7 +528,7 @@ class Engine:
                     plain.append(index)
                     continue
                 try:
-                    self.save(loc, payload, expiry)
+                    self._save(loc, payload, expiry)
                 except Exception as exc:
                     outcomes[index] = exc
             if plain:
@@ -526,19 +548,76 @@ class Engine:
             EntryKindError: if the key holds a document.
         """
         storage = self.storage
-        with boundary(loc.key, storage, loc.directory, loc.log):
+        with self.lock(loc.directory, loc.key), boundary(loc.key, storage, loc.directory, loc.log):
+            # A log still as this engine's last append left it needs no other check: that
+            # append checked there was no document and wrote the key files, and while the
+            # log exists no group_store writer makes a document beside it (save refuses)
+            # nor removes its key files (delete removes the log too, changing its state).
+            if max_items is None and self._append_known(loc.directory, loc.log, lines):
+                return
             if storage.kind(loc.directory, loc.document) is not None:
                 # Names the file that is there (the document), not the log that is not.
                 path = storage.locator(loc.directory, loc.document)
                 raise EntryKindError("is a document, not a log; delete it before appending", key=loc.key, path=path)
             self._prepare(loc)
-            if max_items is not None:
-                existing, _ = split_log(storage.read(loc.directory, loc.log) or b"")
-                if len(existing) + count > max_items:
-                    kept = (existing + lines.splitlines())[-max_items:] if max_items else []
-                    storage.write(loc.directory, loc.log, b"".join(line + b"\n" for line in kept), durable=self.durable)
-                    return
-            storage.append(loc.directory, loc.log, lines, durable=self.durable)
+            if max_items is None:
+                self.append_lines(loc.directory, loc.log, lines)
+                return
+            raw = storage.read(loc.directory, loc.log)
+            existing, whole = split_log(raw or b"")
+            if len(existing) + count > max_items:
+                kept = (existing + lines.splitlines())[-max_items:] if max_items else []
+                storage.write(loc.directory, loc.log, b"".join(line + b"\n" for line in kept), durable=self.durable)
+                self._appended.pop((loc.directory, loc.log), None)
+                return
+            keep = None if raw is None or whole == len(raw) else whole
+            self._remember(
+                loc.directory, loc.log, storage.append(loc.directory, loc.log, lines, keep=keep, durable=self.durable)
+            )
+
+    def append_lines(self, directory: str, name: str, lines: bytes) -> None:
+        """Append whole JSON lines to ``name``, cutting a torn last line first (a crash
+        mid-append left it; left in place it would become a corrupt middle line).
+
+        The caller holds ``lock(directory)``. Torn-line repair is JSON Lines logic, so it
+        lives here, not in the backend: the backend cuts where it is told (``keep``).
+        Cost: after this engine's own append the log is known to end whole; the next
+        append passes that version as ``if_version``, which the backend checks with the
+        status it reads anyway, so a loop of appends reads no tail. Only a log in an
+        unknown state (first append, another writer since) has its last byte read.
+
+        Raises:
+            UnsafeFileError, OSError: as ``Storage.append``.
+        """
+        storage = self.storage
+        if self._append_known(directory, name, lines):
+            return
+        keep: int | None = None
+        tail = storage.read_tail(directory, name, 1)
+        if tail is not None and not ends_whole(tail.data):
+            _, keep = split_log(storage.read(directory, name) or b"")
+        self._remember(directory, name, storage.append(directory, name, lines, keep=keep, durable=self.durable))
+
+    def _append_known(self, directory: str, name: str, lines: bytes) -> bool:
+        """Append if the file is still as this engine's last append left it; whether it did.
+
+        A miss forgets the version, so the caller's own attempt is not repeated.
+        """
+        known = self._appended.pop((directory, name), None)
+        if known is None:
+            return False
+        token = self.storage.append(directory, name, lines, keep=None, durable=self.durable, if_version=known)
+        if token is None:
+            return False
+        self._appended[directory, name] = token
+        return True
+
+    def _remember(self, directory: str, name: str, version: Version | None) -> None:
+        if version is None:
+            return
+        if len(self._appended) >= _REMEMBERED_LOGS:
+            self._appended.clear()
+        self._appended[(directory, name)] = version
 
     def delete(self, loc: Location) -> bool:
         """Remove the entry; ``True`` if a live document or a log was removed.
@@ -547,7 +626,7 @@ class Engine:
         sidecar (removed by sweep), never an un-expiring copy of the data.
         """
         storage = self.storage
-        with boundary(loc.key, storage, loc.directory, loc.document):
+        with self.lock(loc.directory, loc.key), boundary(loc.key, storage, loc.directory, loc.document):
             live = self._live_document(loc) is not None
             durable = self.durable
             removed_document = storage.remove(loc.directory, loc.document, durable=durable)
@@ -576,6 +655,16 @@ class Engine:
             SerializationError: if the result cannot be stored (nothing is written).
             Whatever ``function`` raises (nothing is written).
         """
+        with self.lock(loc.directory, loc.key):
+            return self._update(loc, function, default, expiry)
+
+    def _update(
+        self,
+        loc: Location,
+        function: Callable[[Any], Any],
+        default: Any,
+        expiry: float | object | None,
+    ) -> Any:
         path = self.storage.locator(loc.directory, loc.document)
         with boundary(loc.key, self.storage, loc.directory, loc.document):
             found = self._live_document(loc)
@@ -595,7 +684,7 @@ class Engine:
             raise InvalidArgumentError(SYNCHRONOUS_UPDATE, key=loc.key, path=path)
         with located(path=path):
             payload = encode_document(loc.key, result)
-        self.save(loc, payload, current_expiry if expiry is MISSING else expiry)  # type: ignore[arg-type]
+        self._save(loc, payload, current_expiry if expiry is MISSING else expiry)  # type: ignore[arg-type]
         return result
 
 

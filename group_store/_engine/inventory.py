@@ -16,17 +16,14 @@ the walk carries on. A callback that raises turns the walk strict again.
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import GroupStoreError
 from .._format.codec import decode_document, decode_log
-from .._format.expiry import Clock, is_expired, is_own_sidecar, to_datetime
+from .._format.expiry import is_expired, is_own_sidecar, to_datetime
 from .._format.keys import decode_segment, is_hashed_name
 from .._format.layout import (
     DIRECTORY_KEY_FILE,
@@ -44,7 +41,6 @@ from .._format.layout import (
     join,
 )
 from ..storage._base import Kind, Listing
-from ..storage._local import LocalStorage
 from .engine import Engine, boundary, check_format_marker
 
 EntryKind = Literal["document", "log"]
@@ -144,11 +140,6 @@ class DirectoryScan:
     orphan_sidecars: list[str] = field(default_factory=list)
     orphan_key_files: list[str] = field(default_factory=list)
     both: list[str] = field(default_factory=list)
-
-
-def engine_for(root: str | os.PathLike[str], clock: Clock = time.time) -> Engine:
-    """A read-only-use engine on ``root`` (nothing is created by walking)."""
-    return Engine(LocalStorage(Path(root)), clock, durable=False)
 
 
 def _decoder(engine: Engine, directory: str, on_error: ErrorHandler, failed: set[str]) -> Callable[[str], str | None]:
@@ -293,24 +284,27 @@ def _scan_orphan_sidecar(
         scan.foreign.append(Foreign(sidecar, "a .meta.json without a document, not in the store's sidecar form"))
 
 
-def scan_tree(engine: Engine, directory: str = "", on_error: ErrorHandler | None = None) -> Iterator[DirectoryScan]:
-    """Every store directory below ``directory`` (included), depth first, sorted by
-    encoded name, with its names sorted by ownership.
+def scan_tree(
+    engine: Engine, directory: str = "", on_error: ErrorHandler | None = None, segments: tuple[str, ...] = ()
+) -> Iterator[DirectoryScan]:
+    """Every store directory below ``directory`` (included; its ``narrow()`` keys from the
+    store root are ``segments``), depth first, sorted by encoded name, with its names
+    sorted by ownership.
 
     Directories whose names do not decode are not entered. A directory that cannot
     be listed is passed to ``on_error`` (default: a warning) and skipped with its subtree.
     """
     report = warn if on_error is None else on_error
-    pending: list[tuple[str, tuple[str, ...]]] = [(directory, ())]
+    pending: list[tuple[str, tuple[str, ...]]] = [(directory, segments)]
     while pending:
-        current, segments = pending.pop()
+        current, keys = pending.pop()
         try:
             with boundary(None, engine.storage, current):
                 listing = engine.storage.scan(current)
         except GroupStoreError as exc:
             report(exc)
             continue
-        scan = scan_directory(engine, current, segments, listing, report)
+        scan = scan_directory(engine, current, keys, listing, report)
         yield scan
         pending.extend(reversed(scan.children))
 
@@ -350,36 +344,43 @@ def read_entry(engine: Engine, scan: DirectoryScan, name: str, include_expired: 
     return None
 
 
-def walk(
-    root: str | os.PathLike[str],
+def read_entries(
+    engine: Engine, scan: DirectoryScan, include_expired: bool, now: float, on_error: ErrorHandler
+) -> list[Entry]:
+    """The entries of a scanned directory, sorted by key; one that cannot be read is passed to ``on_error``."""
+    found: list[Entry] = []
+    for name in scan.entries:
+        try:
+            entry = read_entry(engine, scan, name, include_expired, now)
+        except GroupStoreError as exc:
+            on_error(exc)
+            continue
+        if entry is not None:
+            found.append(entry)
+    return sorted(found, key=lambda entry: entry.key)
+
+
+def walk_entries(
+    engine: Engine,
+    directory: str,
+    segments: tuple[str, ...],
     *,
-    include_expired: bool = False,
-    clock: Clock = time.time,
+    include_expired: bool,
     on_error: ErrorHandler | None = None,
 ) -> Iterator[Entry]:
-    """Every entry under ``root`` (a store root or any directory in one), sorted by
-    key within each directory, directories depth first.
-
-    Expired entries are left out unless ``include_expired``. Files that are not
-    entries (foreign names, temporary files, symlinks) are skipped. An entry or a
-    directory that cannot be read (a malformed sidecar, a symlinked or unreadable
-    file, a directory that cannot be listed) is passed to ``on_error`` with its
-    typed error (``CorruptEntryError``, ``UnsafeFileError``, ``StorageError``, each
-    naming key and file) and skipped; the default logs a warning on logger
-    ``group_store``. Pass a callback that raises to stop at the first one.
-    A value is parsed only by ``Entry.value()``, which raises for invalid JSON.
-    """
+    """Every entry in ``directory`` (whose ``narrow()`` keys are ``segments``) and below,
+    with ``Entry.segments`` relative to it, sorted by key within each directory,
+    directories depth first; see ``group_store.walk``."""
     report = warn if on_error is None else on_error
-    engine = engine_for(root, clock)
-    now = clock()
-    for scan in scan_tree(engine, "", report):
-        found: list[Entry] = []
-        for name in scan.entries:
-            try:
-                entry = read_entry(engine, scan, name, include_expired, now)
-            except GroupStoreError as exc:
-                report(exc)
-                continue
-            if entry is not None:
-                found.append(entry)
-        yield from sorted(found, key=lambda entry: entry.key)
+    now = engine.clock()
+    base = len(segments)
+    for scan in scan_tree(engine, directory, report, segments):
+        for entry in read_entries(engine, scan, include_expired, now, report):
+            yield replace(entry, segments=entry.segments[base:]) if base else entry
+
+
+def undecodable_names(scan: DirectoryScan) -> list[str]:
+    """The data files and directories of a scanned directory whose names do not decode as
+    keys: entries ``keys()`` and ``children()`` cannot list (another writer's, such as Group
+    Genie's, until ``migrate_store`` renames them)."""
+    return [foreign.name for foreign in scan.foreign if foreign.undecodable]

@@ -17,34 +17,29 @@ Bad entries (a malformed or symlinked sidecar or index, an unreadable key file o
 directory) are skipped and reported (a warning on logger ``group_store`` naming the
 key and the file); the sweep carries on. A refusal to delete or write (the file
 system refusing a change the sweep decided on) is raised.
+
+What to remove is decided by the pure planner (``group_store._format.sweep_plan``);
+this module reads what the planner asks for and carries the plan out. A dry run
+reads the same (without locks, so nothing is created) and reports the plan instead.
 """
 
 from __future__ import annotations
 
 from contextlib import ExitStack
+from typing import NamedTuple
 
 from .._errors import CorruptEntryError, StorageError, UnsafeFileError
-from .._format.expiry import (
-    SidecarVerdict,
-    decode_sidecar,
-    encode_sidecar,
-    index_needs_compaction,
-    judge_sidecar,
-    live_bindings,
-    parse_index,
-    render_index,
-)
 from .._format.keys import is_hashed_name
 from .._format.layout import (
+    DOCUMENT_SUFFIX,
     EXPIRY_INDEX,
     KEY_SUFFIX,
+    SIDECAR_SUFFIX,
     DirectoryContents,
-    Location,
     classify,
-    is_own_key_file,
-    is_temp_name,
 )
 from .._format.layout import join as join_directory
+from .._format.sweep_plan import DirectoryPlan, SidecarRead, plan_directory, to_read
 from ..storage._base import Kind
 from .engine import Engine, boundary, report_skipped
 
@@ -52,10 +47,32 @@ _BAD_ENTRY = (CorruptEntryError, StorageError, UnsafeFileError)
 _OPERATION = "sweep()"
 
 
+class SweptEntry(NamedTuple):
+    """An expired entry a sweep removed (or, in a dry run, would remove)."""
+
+    directory_keys: tuple[str, ...]
+    key: str
+    expiry: float
+
+
 def sweep(engine: Engine, directory: str, directory_keys: tuple[str, ...]) -> int:
     """Delete expired entries and the store's crash leftovers (orphaned or stale
     sidecars, orphaned key files, temporary files) in ``directory`` and below;
-    return the number of expired entries removed.
+    return the number of expired entries removed (``sweep_entries`` names them).
+
+    Raises:
+        StorageError: if the file system refuses a removal or the index rewrite.
+    """
+    return len(sweep_entries(engine, directory, directory_keys, dry_run=False))
+
+
+def sweep_entries(
+    engine: Engine, directory: str, directory_keys: tuple[str, ...], *, dry_run: bool
+) -> list[SweptEntry]:
+    """The sweep of ``directory`` and below; returns the expired entries it removed, depth
+    first and by key within a directory. With ``dry_run`` nothing is changed, no lock is
+    taken (so no lock file or directory is created) and the entries that would be removed
+    are returned: the same plan, made from a listing that may be overtaken by writers.
 
     Each directory is swept under its lock, and each entry's expiry is read
     again there, so an entry re-saved with a later expiry is never removed.
@@ -66,7 +83,7 @@ def sweep(engine: Engine, directory: str, directory_keys: tuple[str, ...]) -> in
         StorageError: if the file system refuses a removal or the index rewrite.
     """
     storage = engine.storage
-    removed = 0
+    removed: list[SweptEntry] = []
     pending = [(directory, directory_keys)]
     while pending:
         current, keys = pending.pop()
@@ -75,120 +92,93 @@ def sweep(engine: Engine, directory: str, directory_keys: tuple[str, ...]) -> in
                 with boundary(None, storage, current):
                     if current and storage.kind(*_split(current)) is not Kind.DIRECTORY:
                         continue  # removed meanwhile
-                held.enter_context(engine.lock(current))
+                if not dry_run:
+                    held.enter_context(engine.lock(current))
                 with boundary(None, storage, current):
                     contents = classify(storage.scan(current))
             except (StorageError, UnsafeFileError) as exc:
                 report_skipped(_OPERATION, exc)
                 continue
-            removed += _sweep_directory(engine, current, keys, contents)
+            plan = plan_sweep_directory(engine, current, contents)
+            if not dry_run:
+                _carry_out(engine, current, plan)
+            removed.extend(SweptEntry(keys, item.key, item.expiry) for item in plan.expired)
             children = engine.child_directories(current, contents, _OPERATION)
         pending.extend((join_directory(current, name), (*keys, key)) for name, key in reversed(children))
     return removed
 
 
-def _sweep_directory(engine: Engine, directory: str, keys: tuple[str, ...], contents: DirectoryContents) -> int:
-    """Sweep one directory (its lock held), reading only the sidecars the index
-    says may have expired, plus any sidecar the index does not list. Returns the
-    count of expired entries removed."""
-    now = engine.clock()
-    with boundary(None, engine.storage, directory):
-        for name in sorted(contents.hidden):
-            if is_temp_name(name):
-                engine.storage.remove(directory, name, durable=engine.durable)
-    index_raw, index_usable = _read_index(engine, directory, contents)
-    earliest, lines = parse_index(index_raw or b"")
-    # Trusted records: not yet due, for a sidecar beside its document (an orphan is judged at once).
-    beside_documents = contents.sidecars & contents.documents
-    kept = {name: when for name, when in earliest.items() if when > now and name in beside_documents}
-    left = set(kept)  # sidecars still on disk when this directory is done
-    removed = 0
-    unlisted_found = False
-    for name in sorted(contents.sidecars - kept.keys()):
-        verdict, expiry, compacted = _judge(engine, directory, keys, name, now)
-        removed += verdict is SidecarVerdict.EXPIRED
-        if _act_on(engine, Location(directory, name, name, keys), verdict, compacted):
-            continue
-        left.add(name)
-        if verdict is SidecarVerdict.LIVE and expiry is not None:
-            unlisted_found |= name not in earliest
-            kept[name] = expiry
-        elif name in earliest:
-            kept[name] = earliest[name]  # unjudged: its record stays, so it is looked at again
-    _remove_orphan_key_files(engine, directory, contents, left)
-    if index_usable:
-        _update_index(engine, directory, index_raw, kept, index_needs_compaction(lines, len(kept)) or unlisted_found)
-    return removed
+def plan_sweep_directory(engine: Engine, directory: str, contents: DirectoryContents) -> DirectoryPlan:
+    """Read what the planner needs in ``directory`` (the lock held, unless a dry run) and plan.
 
-
-def _act_on(engine: Engine, loc: Location, verdict: SidecarVerdict, compacted: bytes | None) -> bool:
-    """Carry out ``verdict`` on the entry's files; ``True`` if its sidecar is gone.
-
-    A LIVE sidecar is rewritten as ``compacted`` if given (its bindings of bytes no
-    longer on disk dropped; one atomic replace that keeps the document's own binding).
+    Reads only the sidecars the index says may have expired, plus any it does not list.
+    A bad entry (an unreadable sidecar, document or key file) is reported and left alone.
     """
-    storage, durable = engine.storage, engine.durable
-    with boundary(None, storage, loc.directory, loc.sidecar):
-        if verdict is SidecarVerdict.EXPIRED:
-            # The data goes before its sidecar: a crash between leaves an orphan, never a live copy.
-            storage.remove(loc.directory, loc.document, durable=durable)
-            storage.remove(loc.directory, loc.sidecar, durable=durable)
-            if is_hashed_name(loc.name):
-                storage.remove(loc.directory, loc.key_file, durable=durable)  # proven: the name decoded through it
-            return True
-        if verdict in (SidecarVerdict.ORPHAN, SidecarVerdict.STALE):
-            storage.remove(loc.directory, loc.sidecar, durable=durable)
-            return True
-        if verdict is SidecarVerdict.LIVE and compacted is not None:
-            storage.write(loc.directory, loc.sidecar, compacted, durable=durable)
-    return False
-
-
-def _update_index(engine: Engine, directory: str, raw: bytes | None, kept: dict[str, float], rewrite: bool) -> None:
-    """Remove the index once it lists nothing, or rewrite it as ``kept`` if ``rewrite``."""
-    with boundary(None, engine.storage, directory, EXPIRY_INDEX):
-        if not kept and raw is not None:
-            engine.storage.remove(directory, EXPIRY_INDEX, durable=engine.durable)
-        elif kept and rewrite:
-            # Also rewritten when sidecars the index did not list were found, so the next sweep skips them.
-            engine.storage.write(directory, EXPIRY_INDEX, render_index(kept), durable=engine.durable)
-
-
-def _judge(
-    engine: Engine, directory: str, keys: tuple[str, ...], name: str, now: float
-) -> tuple[SidecarVerdict, float | None, bytes | None]:
-    """The verdict on sidecar ``name`` (FOREIGN for one whose name does not decode;
-    a bad entry is reported and judged FOREIGN, so it is left as it is), the expiry,
-    and for a LIVE sidecar that also binds bytes no longer on disk, its compacted bytes.
-
-    The lock is held: no save is between its sidecar and its data write, so the
-    binding of the document on disk is the only live one (``live_bindings``)."""
     storage = engine.storage
-    loc = Location(directory, name, name, keys)
-    try:
-        with boundary(None, storage, directory, loc.key_file):
-            key = engine.decode_name(directory, name, loc.key_file)
-        if key is None:
-            return SidecarVerdict.FOREIGN, None, None
-        loc = Location(directory, name, key, keys)
-        with boundary(key, storage, directory, loc.sidecar):
-            document, sidecar = storage.read_many(directory, (loc.document, loc.sidecar))
-    except _BAD_ENTRY as exc:
-        report_skipped(_OPERATION, exc)
-        return SidecarVerdict.FOREIGN, None, None
-    if sidecar is None:
-        return SidecarVerdict.FOREIGN, None, None  # gone meanwhile (we hold the lock: someone else's doing)
-    verdict, expiry = judge_sidecar(sidecar, document, now)
-    if verdict is SidecarVerdict.FOREIGN:
+    index, index_usable = _read_index(engine, directory, contents)
+    now = engine.clock()  # one instant per directory: the plan's reads and its verdicts agree
+    wanted = to_read(contents, index, now)
+    sidecars: dict[str, SidecarRead | None] = {}
+    for name in wanted.sidecars:
+        names = [name + DOCUMENT_SUFFIX, name + SIDECAR_SUFFIX]
+        if is_hashed_name(name):
+            names.append(name + KEY_SUFFIX)
+        try:
+            with boundary(None, storage, directory, name + SIDECAR_SUFFIX):
+                found = storage.read_many(directory, names)
+        except _BAD_ENTRY as exc:
+            report_skipped(_OPERATION, exc)
+            sidecars[name] = None
+            continue
+        sidecars[name] = SidecarRead(found[1], found[0], found[2] if len(found) > 2 else None)
+    key_files: dict[str, bytes | None] = {}
+    for name in wanted.key_files:
+        try:
+            with boundary(None, storage, directory, name + KEY_SUFFIX):
+                key_files[name] = storage.read(directory, name + KEY_SUFFIX)
+        except _BAD_ENTRY as exc:
+            report_skipped(_OPERATION, exc)
+            key_files[name] = None
+    plan = plan_directory(contents, index, index_usable, now, sidecars, key_files)
+    for name, key in plan.foreign_sidecars:
         foreign = CorruptEntryError(
-            "sidecar not written by the store; left as it is", key=key, path=storage.locator(directory, loc.sidecar)
+            "sidecar not written by the store; left as it is",
+            key=key,
+            path=storage.locator(directory, name + SIDECAR_SUFFIX),
         )
         report_skipped(_OPERATION, foreign)
-    compacted = None
-    if verdict is SidecarVerdict.LIVE and document is not None:
-        compacted = encode_sidecar(live_bindings(decode_sidecar(sidecar), document))
-        compacted = None if compacted == sidecar else compacted
-    return verdict, expiry, compacted
+    return plan
+
+
+def _carry_out(engine: Engine, directory: str, plan: DirectoryPlan) -> None:
+    """Do what ``plan`` says, in its order (the lock held)."""
+    storage, durable = engine.storage, engine.durable
+
+    def remove(name: str) -> None:
+        with boundary(None, storage, directory, name):
+            storage.remove(directory, name, durable=durable)
+
+    for name in plan.temps:
+        remove(name)
+    for entry in plan.expired:
+        # The data goes before its sidecar: a crash between leaves an orphan, never a live copy.
+        remove(entry.name + DOCUMENT_SUFFIX)
+        remove(entry.name + SIDECAR_SUFFIX)
+        if is_hashed_name(entry.name):
+            remove(entry.name + KEY_SUFFIX)  # proven: the name decoded through it
+    for name in plan.dropped_sidecars:
+        remove(name + SIDECAR_SUFFIX)
+    for name, compacted in plan.rewritten_sidecars:
+        # One atomic replace that keeps the document's own binding: either state reads the same.
+        with boundary(None, storage, directory, name + SIDECAR_SUFFIX):
+            storage.write(directory, name + SIDECAR_SUFFIX, compacted, durable=durable)
+    for name in plan.key_files:
+        remove(name + KEY_SUFFIX)
+    if plan.index == b"":
+        remove(EXPIRY_INDEX)
+    elif plan.index is not None:
+        with boundary(None, storage, directory, EXPIRY_INDEX):
+            storage.write(directory, EXPIRY_INDEX, plan.index, durable=durable)
 
 
 def _read_index(engine: Engine, directory: str, contents: DirectoryContents) -> tuple[bytes | None, bool]:
@@ -209,24 +199,6 @@ def _read_index(engine: Engine, directory: str, contents: DirectoryContents) -> 
     except (StorageError, UnsafeFileError) as exc:
         report_skipped(_OPERATION, exc)
         return None, False
-
-
-def _remove_orphan_key_files(engine: Engine, directory: str, contents: DirectoryContents, sidecars: set[str]) -> None:
-    """Remove key files the store wrote (``is_own_key_file``) that no entry or sidecar needs."""
-    storage = engine.storage
-    for name in sorted(contents.key_files - contents.documents - contents.logs - sidecars):
-        if not is_hashed_name(name):
-            continue  # never the store's (server.key): it writes key files for hashed names only
-        key_file = name + KEY_SUFFIX
-        try:
-            with boundary(None, storage, directory, key_file):
-                raw = storage.read(directory, key_file)
-        except (StorageError, UnsafeFileError) as exc:
-            report_skipped(_OPERATION, exc)
-            continue
-        if raw is not None and is_own_key_file(name, raw):
-            with boundary(None, storage, directory, key_file):
-                storage.remove(directory, key_file, durable=engine.durable)
 
 
 def _split(directory: str) -> tuple[str, str]:

@@ -7,7 +7,6 @@ store's queued writes. See ``_schema`` for the layout.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -27,8 +26,8 @@ from .partition_cache import PartitionCache
 Wrapper = dict[str, Any]
 """One record as stored: ``{"created_at", "updated_at", ["expires_at"], "record"}``."""
 
-# Parsed partition files kept per table (memory only: the descriptors that make a
-# repeated read one ``stat`` are a process-wide budget, see _partition_cache).
+# Parsed partition files kept per table (memory only: what makes a repeated read one
+# ``stat`` locally, the pinned descriptors, is the backend's process-wide budget).
 _CACHED_PARTITIONS = 128
 _REMEMBERED_PLACES = 4096
 
@@ -81,7 +80,6 @@ class TableCore:
         self.segments = (*segments, schema.name)
         self.path = engine.storage.locator(encode_directory(self.segments))
         self._cache = PartitionCache(_CACHED_PARTITIONS)
-        self._paths: dict[tuple[str, str], str] = {}
         self._places: dict[tuple[tuple[str, ...], str], Location] = {}
 
     # -- placement and raw partition I/O ---------------------------------------
@@ -117,26 +115,22 @@ class TableCore:
             StorageError: if the file system refuses (EMFILE included), naming the file.
         """
         slot = (loc.directory, loc.name)
-        path = self._paths.get(slot)
-        if path is None:
-            if len(self._paths) >= _REMEMBERED_PLACES:
-                self._paths.clear()
-            path = self._paths[slot] = str(self.engine.storage.locator(loc.directory, loc.document))
-        records = self._cache.current(slot, path)
-        if records is not None:
-            return records
-        with boundary(None, self.engine.storage, loc.directory, loc.document):  # EMFILE too: typed, naming the file
-            found = self.engine.storage.read_pinned(loc.directory, loc.document)
+        storage = self.engine.storage
+        entry = self._cache.get(slot)
+        # boundary: EMFILE too is typed, naming the file.
+        with boundary(None, storage, loc.directory, loc.document):
+            if (
+                entry is not None
+                and entry.version is not None
+                and storage.is_current(loc.directory, loc.document, entry.version)
+            ):
+                return entry.records
+            found = storage.read_versioned(loc.directory, loc.document)
         if found is None:
             self._cache.forget(slot)
             return {}
-        raw, pin, status = found
-        try:
-            records = self._cache.same_bytes(slot, raw) or self._parse(loc, raw)
-        except BaseException:
-            os.close(pin)
-            raise
-        self._cache.store(slot, raw, records, pin, status)
+        records = self._cache.same_bytes(slot, found.data) or self._parse(loc, found.data)
+        self._cache.store(slot, found.data, records, found.version)
         return records
 
     def read_for_change(self, loc: Location) -> dict[str, Wrapper]:

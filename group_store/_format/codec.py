@@ -217,6 +217,15 @@ def split_log(raw: bytes) -> tuple[list[bytes], int]:
     return lines, complete
 
 
+def ends_whole(end: bytes) -> bool:
+    """Whether a log whose last bytes are ``end`` (``b""``: an empty log) ends on a whole line.
+
+    ``False`` means a torn append: the writer must cut it (``split_log`` says where)
+    before appending, or it becomes a corrupt middle line.
+    """
+    return not end or end.endswith(b"\n")
+
+
 def decode_log(key: str, path: str, raw: bytes, last: int | None = None) -> list[Any]:
     """Parse the complete lines of a log exactly, oldest first; only the newest ``last`` if given.
 

@@ -17,15 +17,12 @@ times are naive UTC as in the seed and keep microseconds; ``delete``,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .._api.store import Store
-from .._api.table import Table
-from .._engine.table_core import Record
+from group_store import Record, Store, Table
 
 __all__ = [
     "ChunkedCommandResponseRepository",
@@ -36,7 +33,10 @@ __all__ = [
     "CommandRegistryRepository",
 ]
 
-StoreArg = Store | str | os.PathLike[str]
+if TYPE_CHECKING:
+    import os
+
+StoreArg: TypeAlias = "Store | str | os.PathLike[str]"
 
 
 def _store(store: StoreArg) -> Store:

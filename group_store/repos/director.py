@@ -19,15 +19,14 @@ three commits are.
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._api.store import Store
-from .._api.table import Table
-from .._engine.table_core import Record
-from .._errors import DuplicateKeyError
+from group_store import DuplicateKeyError, GroupStoreError, Record, Store, Table
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["DirectorDB"]
 
@@ -116,7 +115,9 @@ class DirectorDB:
     ) -> None:
         """Add a message, or replace the one with ``msg_id`` (``INSERT OR REPLACE``: every field is rewritten)."""
         now = int(time.time())
-        with self.conversations.lock():
+        # The root's lock, not the conversations table's: the message_sessions index is a
+        # sibling table, and two locks are held only parent before child (Storage's rule).
+        with self.store.lock():
             owner = self.message_sessions.get(msg_id)
             if owner is not None and owner["session_id"] != session_id:
                 self.conversations.delete(owner["session_id"], msg_id)
@@ -171,7 +172,7 @@ class DirectorDB:
 
     def delete_conversation(self, session_id: str) -> bool:
         """Delete the session's messages; ``True`` if there were any."""
-        with self.conversations.lock():
+        with self.store.lock():  # the root's: it also covers the sibling message_sessions table
             messages = self.conversations.find({"session_id": session_id})
             for message in messages:
                 self.message_sessions.delete(message["msg_id"])
@@ -199,11 +200,14 @@ class DirectorDB:
         return success, failed_components
 
     def health_check(self) -> bool:
-        """True if the directory exists (it is created if missing) and is writable."""
+        """True if the store can be used: its root lock is taken and released (which creates
+        the directory if missing, and on first use writes the format marker) through the
+        store's backend. Not proven: that a later write has room (ENOSPC) or permission
+        on a store whose marker and lock already exist."""
         try:
-            self.store.root_path.mkdir(parents=True, exist_ok=True)
-            return os.access(self.store.root_path, os.W_OK | os.X_OK)
-        except OSError:
+            with self.store.lock():
+                return True
+        except (GroupStoreError, OSError):
             return False
 
 

@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
-from .._api.store import Store
-from .._errors import KeyNotFoundError
+from group_store import KeyNotFoundError, Store
 
 __all__ = ["DB_PATH", "DEFAULT_SESSION_TAG", "MAX_MESSAGES", "NexusMessage", "NexusStore", "nexus_store"]
 

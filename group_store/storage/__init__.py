@@ -12,16 +12,22 @@ if _typing.TYPE_CHECKING:
     from ._base import Kind as Kind
     from ._base import Listing as Listing
     from ._base import Storage as Storage
+    from ._base import Tail as Tail
+    from ._base import Version as Version
+    from ._base import Versioned as Versioned
     from ._local import LocalStorage as LocalStorage
 
 _EXPORTS = {
     "Kind": "._base",
     "Listing": "._base",
     "Storage": "._base",
+    "Tail": "._base",
+    "Version": "._base",
+    "Versioned": "._base",
     "LocalStorage": "._local",
 }
 
-__all__ = ["Kind", "Listing", "LocalStorage", "Storage"]
+__all__ = ["Kind", "Listing", "LocalStorage", "Storage", "Tail", "Version", "Versioned"]
 
 
 def __getattr__(name: str) -> object:

@@ -86,10 +86,24 @@ class Storage(abc.ABC):
 
     Locks: ``lock(directory)`` excludes every other holder of the same directory's
     lock in this process and, where the backend is shared, in every process. It is
-    re-entrant per thread and entered and exited on the same thread. A thread that
-    holds two locks takes the parent's before the child's (a directory before any
-    directory below it); the store's own code never holds two locks otherwise, and
-    never takes a parent's lock while holding a child's.
+    re-entrant per thread and entered and exited on the same thread.
+
+    The rules for holding more than one lock (the one place they are written; every
+    caller in group_store follows them, and ``tests/test_lock_rules.py`` checks it):
+
+    1. A thread that holds two locks takes the parent's before the child's (a
+       directory before any directory below it), and never takes a parent's lock
+       while holding a child's.
+    2. Two locks of directories neither above the other are taken in the order of
+       their paths compared segment by segment (``"a"`` before ``"b"``; ``"a/x"``
+       before ``"b"``). Rules 1 and 2 together: a thread takes a new lock only on a
+       directory that sorts after every lock it holds (a parent sorts before its
+       children), so no set of threads or processes can deadlock.
+    3. Re-entering a lock the thread already holds is always allowed (it never waits).
+
+    Every mutation of the store takes its directory's lock itself; a caller holds a
+    lock across several calls (``Store.lock()``, ``Table.lock()``) only to make them
+    one change, and the mutations re-enter it.
 
     Attributes:
         blocking_io_is_cheap: Whether a read returns in microseconds (local files, memory):
@@ -185,7 +199,16 @@ class Storage(abc.ABC):
         read-modify-write needs no lock on a backend that has none cheap."""
 
     @abc.abstractmethod
-    def append(self, directory: str, name: str, data: bytes, *, keep: int | None, durable: bool) -> None:
+    def append(
+        self,
+        directory: str,
+        name: str,
+        data: bytes,
+        *,
+        keep: int | None,
+        durable: bool,
+        if_version: Version | None = None,
+    ) -> Version | None:
         """Append ``data`` to the file in one write; with ``keep``, first cut the file to
         its first ``keep`` bytes (the caller found a torn record past them).
 
@@ -194,7 +217,18 @@ class Storage(abc.ABC):
         place. All or nothing: a failed append leaves the file as it was. The caller
         holds ``lock(directory)``, so the size it read stays true. A local backend
         refuses with ``UnsafeFileError`` a file it cannot safely write in place (more
-        than one link: another name may lie outside the store)."""
+        than one link: another name may lie outside the store).
+
+        With ``if_version`` (a token an earlier ``append`` returned), the append happens
+        only if the file is still in the state that token names: otherwise nothing is
+        written and ``None`` is returned (also when the backend cannot tell: the token
+        expired, the file is absent). This is how a caller that knows how the file
+        ended after its own last append skips reading its tail again.
+
+        Returns the version of the file as this append left it, or ``None`` where the
+        backend keeps no such version (then callers never pass ``if_version``: a backend
+        that returns ``None`` always may ignore it).
+        """
 
     @abc.abstractmethod
     def remove_many(self, directory: str, names: Sequence[str], *, durable: bool) -> list[bool | BaseException]:

@@ -11,7 +11,8 @@ writes (appends, the torn-tail cut) also refuse a file with more than one link.
 Descriptors held at once: per storage object, the tree's root descriptor (plus
 one per time the root was removed and recreated under it, parked until the object
 goes); per process, at most ``IDLE_LOCK_DESCRIPTORS`` idle lock descriptors plus
-one per directory whose lock is held or awaited; per operation in progress, two
+one per directory whose lock is held or awaited, plus at most ``pin_budget()``
+descriptors pinned by version tokens (``_pins``); per operation in progress, two
 during a walk, one for its directory after it, one per file it reads or writes,
 and at most ``GROUP_COMMIT_DESCRIPTORS`` temporary files in a durable group commit.
 
@@ -25,18 +26,19 @@ import contextlib
 import errno
 import os
 import stat
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from .._errors import UnsafeFileError
-from .._format.codec import split_log
+from .._errors import LockTimeoutError, UnsafeFileError
 from .._format.layout import LOCK_NAME, temp_name
-from ._base import Kind, Listing
+from ._base import Kind, Listing, Storage, Tail, Version, Versioned
 from ._directories import DirectoryTree
 from ._fsync import fan_out
 from ._locks import DirectoryLock, process_locks
+from ._pins import Identity, LocalVersion, identity, pinned, still_pinned
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -51,9 +53,26 @@ _SNAPSHOT_ATTEMPTS = 16
 GROUP_COMMIT_DESCRIPTORS = 64
 """Temporary files a durable ``write_many`` holds open at once (fsynced in parallel, then renamed)."""
 
+_Read = tuple[bytes, int, os.stat_result]
+"""A file's bytes, the descriptor they were read through (``-1`` once closed) and its status."""
+"""Temporary files a durable ``write_many`` holds open at once (fsynced in parallel, then renamed)."""
 
-class LocalStorage:
-    """Files under ``root`` on the local file system (POSIX)."""
+
+_UNPINNED = LocalVersion((0, 0, -1, 0, 0), None)
+"""The token of a state this backend did not keep a pin for: never current."""
+
+
+class LocalStorage(Storage):
+    """Files under ``root`` on the local file system (POSIX).
+
+    Versions (see ``_pins``): a token from ``read_versions`` pins the file it was read
+    from while the process-wide pin budget allows, and ``is_current`` is then one
+    ``stat``; a token from ``append`` pins the log it appended to, and a later
+    ``append(if_version=...)`` checks it with the ``fstat`` the append makes anyway.
+    """
+
+    blocking_io_is_cheap = True
+    shared_between_processes = True
 
     def __init__(self, root: Path, *, file_mode: int = 0o600, dir_mode: int = 0o700) -> None:
         self.root = root
@@ -67,6 +86,7 @@ class LocalStorage:
         finalizer.atexit = False
 
     def path(self, directory: str, name: str = "") -> Path:
+        """The local path of ``name`` in ``directory`` (local only: not part of the seam)."""
         path = self.root / directory if directory else self.root
         return path / name if name else path
 
@@ -111,29 +131,44 @@ class LocalStorage:
         return self.read_many(directory, (name,))[0]
 
     def read_many(self, directory: str, names: Sequence[str]) -> list[bytes | None]:
-        # A snapshot (see Storage.read_many): lock-free, retried while writers replace the
+        return [None if found is None else found[0] for found in self._snapshot(directory, names, keep=False)]
+
+    def read_versions(self, directory: str, names: Sequence[str]) -> list[Versioned | None]:
+        # Each descriptor read through becomes its token's pin (no extra system call).
+        return [
+            None if found is None else Versioned(found[0], pinned(identity(found[2]), found[1]))
+            for found in self._snapshot(directory, names, keep=True)
+        ]
+
+    def _snapshot(self, directory: str, names: Sequence[str], *, keep: bool) -> list[_Read | None]:
+        """Each file's bytes, descriptor and status, as one snapshot; with ``keep`` the
+        caller owns the descriptors (``-1`` otherwise: closed here)."""
+        # A snapshot (see Storage.read_versions): lock-free, retried while writers replace the
         # files under us; after _SNAPSHOT_ATTEMPTS the read takes the writers' lock instead,
         # so it always ends (only rival writes can make an attempt fail).
         for _ in range(1 if len(names) < 2 else _SNAPSHOT_ATTEMPTS):
             with self._dir(directory, create=False) as dir_fd:
                 if dir_fd is None:
                     return [None] * len(names)
-                contents = self._read_together(dir_fd, directory, names)
+                contents = self._read_together(dir_fd, directory, names, keep=keep)
             if contents is not None:
                 return contents
         with self.lock(directory), self._dir(directory, create=False) as dir_fd:
             assert dir_fd is not None
-            return [self._read_in(dir_fd, directory, name) for name in names]
+            return self._read_together(dir_fd, directory, names, keep=keep, check=False) or []
 
-    def _read_together(self, dir_fd: int, directory: str, names: Sequence[str]) -> list[bytes | None] | None:
+    def _read_together(
+        self, dir_fd: int, directory: str, names: Sequence[str], *, keep: bool, check: bool = True
+    ) -> list[_Read | None] | None:
         """Each file's bytes, or ``None`` if a file read before the last open was replaced meanwhile.
 
         Every file read stays open until the end, so its inode number cannot be reused by
         a replacement; a file still at its name after the last open was current then.
         The store never writes a document or sidecar in place, so same inode, same bytes.
         """
-        contents: list[bytes | None] = []
+        contents: list[_Read | None] = []
         opened: list[tuple[str, int, os.stat_result]] = []
+        done = False
         try:
             for name in names:
                 try:
@@ -142,25 +177,31 @@ class LocalStorage:
                     contents.append(None)
                     continue
                 opened.append((name, fd, status))
-                contents.append(_read_all(fd, status.st_size))
+                contents.append((_read_all(fd, status.st_size), fd if keep else -1, status))
             # The last file opened was current when it was opened; only the earlier ones need checking.
             earlier = opened[:-1] if contents and contents[-1] is not None else opened
-            if len(names) > 1 and not all(_still_at(dir_fd, name, status) for name, _, status in earlier):
+            if check and len(names) > 1 and not all(_still_at(dir_fd, name, status) for name, _, status in earlier):
                 return None
+            done = keep
             return contents
         finally:
-            for _, fd, _ in opened:
-                os.close(fd)
+            if not done:
+                for _, fd, _ in opened:
+                    os.close(fd)
 
-    def _read_in(self, dir_fd: int, directory: str, name: str) -> bytes | None:
-        try:
-            fd, status = self._open_regular_sized(dir_fd, directory, name, _READ_FLAGS)
-        except FileNotFoundError:
-            return None
-        try:
-            return _read_all(fd, status.st_size)
-        finally:
-            os.close(fd)
+    def is_current(self, directory: str, name: str, version: Version) -> bool:
+        """One ``stat`` for a token that still holds its pin; ``False`` for any other."""
+        if not isinstance(version, LocalVersion) or not still_pinned(version):
+            return False
+        with self._dir(directory, create=False) as dir_fd:
+            if dir_fd is None:
+                return False
+            try:
+                status = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+        # Pinned before and after the stat: the inode number could not be reused in between.
+        return identity(status) == version.identity and still_pinned(version)
 
     def _open_for_reading(self, directory: str, name: str) -> tuple[int, os.stat_result] | None:
         """A read descriptor of the regular file ``name`` and its status (the caller closes
@@ -173,28 +214,18 @@ class LocalStorage:
             except FileNotFoundError:
                 return None
 
-    def read_tail(self, directory: str, name: str, size: int) -> tuple[bytes, bool] | None:
+    def read_tail(self, directory: str, name: str, size: int) -> Tail | None:
         found = self._open_for_reading(directory, name)
         if found is None:
             return None
         fd, status = found
         try:
             if status.st_size <= size:
-                return _read_all(fd, status.st_size), True
-            return os.pread(fd, size, status.st_size - size), False
+                data = _read_all(fd, status.st_size)
+                return Tail(data, len(data))
+            return Tail(os.pread(fd, size, status.st_size - size) if size else b"", status.st_size)
         finally:
             os.close(fd)
-
-    def read_pinned(self, directory: str, name: str) -> tuple[bytes, int, os.stat_result] | None:
-        found = self._open_for_reading(directory, name)
-        if found is None:
-            return None
-        fd, status = found
-        try:
-            return _read_all(fd, status.st_size), fd, status
-        except BaseException:
-            os.close(fd)
-            raise
 
     def kind(self, directory: str, name: str) -> Kind | None:
         return self.kinds(directory, (name,))[0]
@@ -335,42 +366,153 @@ class LocalStorage:
     def _replace(self, dir_fd: int, source: str, target: str) -> None:
         os.rename(source, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
-    def append(self, directory: str, name: str, data: bytes, *, durable: bool) -> None:
-        """See ``Storage.append``. A new log is written as a document is (temporary file,
-        rename), so it never exists without its first lines; an existing one is appended
-        to in place, after checking it is a regular file with no other link."""
+    def write_if(self, directory: str, name: str, data: bytes, *, version: Version | None, durable: bool) -> bool:
+        """See ``Storage.write_if``. Create-only links a complete temporary file to ``name``
+        (``link`` fails with EEXIST against any concurrent creator, lock or no lock);
+        replace-if-version compares and renames under ``lock(directory)``, which every
+        writer of this backend takes."""
+        if version is None:
+            return self._create_only(directory, name, data, durable=durable)
+        with self.lock(directory):
+            if not self.is_current(directory, name, version):
+                return False
+            self.write(directory, name, data, durable=durable)
+            return True
+
+    def _create_only(self, directory: str, name: str, data: bytes, *, durable: bool) -> bool:
         with self._dir(directory, create=True) as dir_fd:
             assert dir_fd is not None
+            self._refuse_non_regular(dir_fd, directory, name)
+            temp, fd = self._create_temp(dir_fd, directory, name)
             try:
-                fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
-            except FileNotFoundError:
-                error = self._write_in(dir_fd, directory, [(name, data)], durable=durable)[0]
-                if error is not None:
-                    raise error from None
-            else:
                 try:
-                    self._append_in_place(fd, status, directory, name, data, durable)
+                    self._write_all(fd, data)
+                    if durable:
+                        os.fsync(fd)
                 finally:
                     os.close(fd)
-                if durable:  # the log's own entry: it may have been made by a write not yet durable
-                    os.fsync(dir_fd)
+                try:
+                    os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                except FileExistsError:
+                    return False
+            finally:
+                _unlink_quietly(dir_fd, temp)
+            if durable:
+                os.fsync(dir_fd)
         if durable:
             self._tree.sync_new(directory)
+        return True
 
-    def _append_in_place(
-        self, fd: int, status: os.stat_result, directory: str, name: str, data: bytes, durable: bool
-    ) -> None:
+    def append(
+        self,
+        directory: str,
+        name: str,
+        data: bytes,
+        *,
+        keep: int | None,
+        durable: bool,
+        if_version: Version | None = None,
+    ) -> Version | None:
+        """See ``Storage.append``. A new log is written as a document is (temporary file,
+        rename), so it never exists without its first bytes; an existing one is appended
+        to in place, after checking it is a regular file with no other link.
+
+        The token returned pins the log (a read-only descriptor). With ``if_version``, the
+        log opened by name must still be the token's file at the size it recorded (the
+        ``fstat`` this append makes anyway); the token is then updated to the new state and
+        returned (it named a state that exists no more, and the store's engine, its only
+        holder, replaces it).
+        """
+        with self._dir(directory, create=True) as dir_fd:
+            assert dir_fd is not None
+            if if_version is not None:
+                token = self._append_again(dir_fd, directory, name, data, if_version, durable)
+                in_place = token is not None
+            else:
+                token, in_place = self._append_anew(dir_fd, directory, name, data, keep, durable)
+            if in_place and durable:  # the log's own entry: it may have been made by a write not yet durable
+                os.fsync(dir_fd)
+        if token is not None and durable:
+            self._tree.sync_new(directory)
+        return token
+
+    def _append_anew(
+        self, dir_fd: int, directory: str, name: str, data: bytes, keep: int | None, durable: bool
+    ) -> tuple[LocalVersion, bool]:
+        """Open the log by name and append (creating it whole if absent); the new token and
+        whether it was written in place."""
+        try:
+            fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
+        except FileNotFoundError:
+            error = self._write_in(dir_fd, directory, [(name, data)], durable=durable)[0]
+            if error is not None:
+                raise error from None
+            return self._pin_log(dir_fd, name, None), False
+        try:
+            self._refuse_linked(status, directory, name)
+            size = status.st_size
+            if keep is not None and keep < size:
+                os.ftruncate(fd, keep)
+                size = keep
+            self._write_at_end(fd, size, data, durable)
+        finally:
+            os.close(fd)
+        return self._pin_log(dir_fd, name, (status.st_dev, status.st_ino)), True
+
+    def _pin_log(self, dir_fd: int, name: str, written: tuple[int, int] | None) -> LocalVersion:
+        """A token for the log just appended to (the file ``written`` names, if known), pinned
+        by a read-only descriptor: a writable one kept open would make the file system refuse
+        a read-only remount (EBUSY). The caller holds the lock, so the file at the name is
+        still the one just written. Costs an open and an fstat, once per log in an unknown state."""
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return _UNPINNED  # a token that never matches: the next append reads the tail
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode) or (written is not None and written != (status.st_dev, status.st_ino)):
+            os.close(fd)
+            return _UNPINNED
+        return pinned(_appended(status, status.st_size), fd)
+
+    def _append_again(
+        self, dir_fd: int, directory: str, name: str, data: bytes, version: Version, durable: bool
+    ) -> LocalVersion | None:
+        """Append if the log is as the token's append left it; ``None`` (nothing written) otherwise."""
+        if not isinstance(version, LocalVersion):
+            return None
+        try:
+            fd, status = self._open_regular_sized(dir_fd, directory, name, _LOG_FLAGS)
+        except (FileNotFoundError, UnsafeFileError):
+            return None  # the long way reports what is there
+        try:
+            # Our descriptor names the file at the name now; if the token still holds its pin
+            # after our open, the token's inode number was never free since it was made, so an
+            # equal number is this very file. Same size: the state that append left (the file
+            # changes in place only by appends, which grow it, and cuts back to a length found
+            # whole). A file changed otherwise goes the long way, which reads its tail.
+            if (
+                (status.st_dev, status.st_ino, status.st_size) != version.identity[:3]
+                or status.st_nlink > 1
+                or not still_pinned(version)
+            ):
+                return None
+            self._write_at_end(fd, status.st_size, data, durable)
+        finally:
+            os.close(fd)
+        # Invariant: an append token's identity changes only here, under its directory's lock.
+        version.identity = _appended(status, status.st_size + len(data))
+        return version
+
+    def _refuse_linked(self, status: os.stat_result, directory: str, name: str) -> None:
         if status.st_nlink > 1:
             # Another name for this inode may lie outside the store: neither the append
-            # nor the torn-tail cut may reach it.
+            # nor the cut may reach it.
             raise UnsafeFileError(
                 "has more than one link (a hard link?); refusing to write it in place", path=self.path(directory, name)
             )
-        size = status.st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            # A torn last line (a crash mid-append): cut it before it becomes a corrupt middle line.
-            _, size = split_log(os.pread(fd, size, 0))
-            os.ftruncate(fd, size)
+
+    def _write_at_end(self, fd: int, size: int, data: bytes, durable: bool) -> None:
+        """Append ``data`` to the file of ``size`` bytes open at ``fd`` (``O_APPEND``), all or nothing."""
         try:
             self._write_all(fd, data)
             if durable:
@@ -381,18 +523,31 @@ class LocalStorage:
             raise
 
     def remove(self, directory: str, name: str, *, durable: bool = False) -> bool:
+        outcome = self.remove_many(directory, (name,), durable=durable)[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def remove_many(self, directory: str, names: Sequence[str], *, durable: bool) -> list[bool | BaseException]:
+        """See ``Storage.remove_many``: one directory walk and, when ``durable``, one fsync for all."""
+        outcomes: list[bool | BaseException] = []
         with self._dir(directory, create=False) as dir_fd:
             if dir_fd is None:
-                return False
-            try:
-                os.unlink(name, dir_fd=dir_fd)
-            except FileNotFoundError:
-                return False
-            if durable:
+                return [False] * len(names)
+            for name in names:
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    outcomes.append(False)
+                except OSError as exc:
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(True)
+            if durable and any(outcome is True for outcome in outcomes):
                 os.fsync(dir_fd)
         if durable:
             self._tree.sync_new(directory)
-        return True
+        return outcomes
 
     def scan(self, directory: str) -> list[Listing]:
         with self._dir(directory, create=False) as dir_fd:
@@ -416,21 +571,31 @@ class LocalStorage:
 
     # -- locks -------------------------------------------------------------
 
-    def lock(self, directory: str) -> AbstractContextManager[None]:
-        """See ``Storage.lock``: the directory's ``DirectoryLock``, re-entrant per thread."""
-        return self._held(directory)
+    def lock(self, directory: str, *, timeout: float | None = None) -> AbstractContextManager[None]:
+        """See ``Storage.lock``: the directory's ``DirectoryLock``, re-entrant per thread.
+
+        Raises:
+            LockTimeoutError: if ``timeout`` passed first (``.path``: the ``.lock`` file).
+            UnsafeFileError: if the lock file is a symlink or not a regular file.
+            OSError: if the file system refuses, naming the lock file.
+        """
+        return self._held(directory, None if timeout is None else time.monotonic() + max(timeout, 0.0))
 
     def lock_key(self, directory: str) -> str:
         """The key of ``directory``'s lock in ``process_locks``: its absolute path."""
         return os.path.join(self._lock_root, directory) if directory else self._lock_root
 
     @contextmanager
-    def _held(self, directory: str) -> Iterator[None]:
+    def _held(self, directory: str, deadline: float | None) -> Iterator[None]:
         lock = process_locks.checkout(self.lock_key(directory))
         try:
-            with lock.thread_lock:
+            if deadline is None:
+                lock.thread_lock.acquire()
+            elif not lock.thread_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                raise self._timed_out(directory)
+            try:
                 if not lock.depth:
-                    self._acquire(directory, lock)
+                    self._acquire(directory, lock, deadline)
                 lock.depth += 1
                 try:
                     yield
@@ -438,10 +603,15 @@ class LocalStorage:
                     lock.depth -= 1
                     if not lock.depth:
                         lock.release()
+            finally:
+                lock.thread_lock.release()
         finally:
             process_locks.checkin(lock)
 
-    def _acquire(self, directory: str, lock: DirectoryLock) -> None:
+    def _timed_out(self, directory: str) -> LockTimeoutError:
+        return LockTimeoutError("the directory lock was not acquired in time", path=self.locator(directory, LOCK_NAME))
+
+    def _acquire(self, directory: str, lock: DirectoryLock, deadline: float | None) -> None:
         """flock the kept descriptor of ``directory``'s ``.lock`` (this thread holds ``lock.thread_lock``).
 
         The directory is walked (and created) every time, so the lock file never lands
@@ -452,13 +622,13 @@ class LocalStorage:
         is closed and the next turn opens the file that is there now.
         """
         try:
-            while not self._try_acquire(directory, lock):
+            while not self._try_acquire(directory, lock, deadline):
                 pass
         except BaseException:
             lock.close()  # even after an interrupt no flock stays behind
             raise
 
-    def _try_acquire(self, directory: str, lock: DirectoryLock) -> bool:
+    def _try_acquire(self, directory: str, lock: DirectoryLock, deadline: float | None) -> bool:
         with self._dir(directory, create=True) as dir_fd:
             assert dir_fd is not None
             if lock.fd is None or lock.is_inherited():
@@ -470,13 +640,23 @@ class LocalStorage:
                 lock.attach(fd, (status.st_dev, status.st_ino))
             assert lock.fd is not None
             try:
-                lock.flock()
+                acquired = lock.flock(deadline)
             except OSError as exc:
                 raise _naming(exc, self.path(directory, LOCK_NAME)) from exc
+            if not acquired:
+                raise self._timed_out(directory)
             if _identity(dir_fd, LOCK_NAME) == lock.identity:
                 return True
             lock.close()  # unlocked and closed: the next turn opens the file .lock names now
             return False
+
+
+def _appended(status: os.stat_result, size: int) -> Identity:
+    """The identity an append token records: device, inode and the size the append left.
+
+    mtime and ctime stay unknown (-1), so ``is_current()`` never accepts such a token.
+    """
+    return (status.st_dev, status.st_ino, size, -1, -1)
 
 
 def _identity(dir_fd: int, name: str) -> tuple[int, int] | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections import OrderedDict
 
 from filelock import lock_descriptor, unlock_descriptor
@@ -78,14 +79,21 @@ class DirectoryLock:
         """True if the kept descriptor was opened before a fork (it shares its flock with the parent)."""
         return self.fd is not None and self.generation != _generation
 
-    def flock(self) -> None:
-        """Wait for the flock on the kept descriptor (the caller holds ``thread_lock``).
+    def flock(self, deadline: float | None = None) -> bool:
+        """Wait for the flock on the kept descriptor (the caller holds ``thread_lock``), until
+        ``deadline`` (``time.monotonic()``; forever if ``None``). Returns whether it was taken.
 
         Raises:
             OSError: if the file system refuses to lock.
         """
         assert self.fd is not None
-        lock_descriptor(self.fd, poll_interval=_POLL_SECONDS)
+        if deadline is None:
+            return lock_descriptor(self.fd, poll_interval=_POLL_SECONDS)
+        while not lock_descriptor(self.fd, blocking=False):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_SECONDS)
+        return True
 
     def release(self) -> None:
         """Drop the flock (not the thread lock); an inherited descriptor is closed unlocked instead,

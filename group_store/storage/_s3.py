@@ -244,8 +244,20 @@ class S3Storage(Storage):
             raise InvalidArgumentError(f"not a version of this storage: {version!r}")
         return self._put(_key(directory, name), data, mode) is not None
 
-    def append(self, directory: str, name: str, data: bytes, *, keep: int | None, durable: bool) -> None:
+    def append(
+        self,
+        directory: str,
+        name: str,
+        data: bytes,
+        *,
+        keep: int | None,
+        durable: bool,
+        if_version: Version | None = None,
+    ) -> None:
         """Compare-and-swap rewrite of the whole object (see the module docstring).
+
+        Returns no version, so ``if_version`` is never passed and is ignored: a rewrite
+        needs the object's bytes, so a token could save no request.
 
         Raises:
             StorageError: errno EBUSY when ``cas_attempts`` conditional PUTs all lost a race,
@@ -264,7 +276,7 @@ class S3Storage(Storage):
                 assert isinstance(current.version, S3Version)
                 written = self._put(key, base + data, _if_match(current.version))
             if written is not None:
-                return
+                return None
             if keep is not None:
                 break
             time.sleep(random.uniform(0, delay))

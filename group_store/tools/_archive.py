@@ -25,10 +25,14 @@ from typing import Any
 
 import orjson
 
-from .._engine.inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, walk, warn
+from .._api.composition import resolve
+from .._api.view import View
+from .._engine.engine import Engine, boundary
+from .._engine.inventory import EntryKind, ErrorHandler, read_entry, scan_tree, walk_entries, warn
 from .._errors import CorruptEntryError, GroupStoreError, InvalidArgumentError, StorageError
 from .._format.codec import InexactJSONError, loads_exact
-from .._format.layout import DOCUMENT_SUFFIX, EXPIRY_INDEX, LOCK_NAME, LOG_SUFFIX, is_temp_name
+from .._format.layout import DOCUMENT_SUFFIX, EXPIRY_INDEX, LOCK_NAME, LOG_SUFFIX, is_temp_name, join
+from ..storage._base import Kind
 
 ARCHIVE_FORMAT = 1
 Progress = Callable[[int], None]
@@ -61,33 +65,28 @@ def archive_kind(path: Path) -> str:
 # -- export ------------------------------------------------------------------------------
 
 
-def _store_files(root: str, report: ErrorHandler) -> Iterator[tuple[str, str]]:
-    """(absolute path, archive name) of every archivable regular file, in sorted order.
-    A directory that cannot be listed is reported and skipped."""
-    pending = [("", root)]
+def _store_files(engine: Engine, root: str, report: ErrorHandler) -> Iterator[tuple[str, str, str]]:
+    """(directory, name, archive name) of every archivable regular file under ``root``, in
+    sorted order, read through the store's backend. A directory that cannot be listed is
+    reported and skipped."""
+    storage = engine.storage
+    pending = [(root, "")]
     while pending:
-        relative, directory = pending.pop()
+        directory, relative = pending.pop()
         try:
-            with os.scandir(directory) as scan:
-                entries = sorted(scan, key=lambda entry: entry.name)
-        except OSError as exc:
-            report(StorageError(f"cannot list directory: {exc.strerror}", path=directory, errno=exc.errno))
+            with boundary(None, storage, directory):
+                listing = sorted(storage.scan(directory))
+        except GroupStoreError as exc:
+            report(exc)
             continue
         subdirectories = []
-        for entry in entries:
-            name = f"{relative}/{entry.name}" if relative else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                subdirectories.append((name, entry.path))
-            elif entry.is_file(follow_symlinks=False) and entry.name not in _LEFT_OUT and not is_temp_name(entry.name):
-                yield entry.path, name
+        for name, kind in listing:
+            member = f"{relative}/{name}" if relative else name
+            if kind is Kind.DIRECTORY:
+                subdirectories.append((join(directory, name), member))
+            elif kind is Kind.FILE and name not in _LEFT_OUT and not is_temp_name(name):
+                yield directory, name, member
         pending.extend(reversed(subdirectories))
-
-
-def _read_regular(path: str) -> bytes:
-    """A regular file's bytes, never through a symlink or into a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, "rb") as file:
-        return file.read()
 
 
 def _is_entry_file(name: str) -> bool:
@@ -109,14 +108,16 @@ def _atomic_output(target: Path) -> Iterator[io.BufferedWriter]:
 
 
 def export_store(
-    source: str | os.PathLike[str],
+    source: View | str | os.PathLike[str],
     archive: str | os.PathLike[str],
     *,
     progress: Progress | None = None,
     on_error: ErrorHandler | None = None,
 ) -> int:
-    """Write the store under ``source`` to ``archive``; return the number of entries
-    (documents and logs) written, counted the same way for both formats.
+    """Write ``source`` (a store or view: its subtree, read through its backend; a path: the
+    local store there) to ``archive``, a local file; return the number of entries
+    (documents and logs) written, counted the same way for both formats. ``progress``
+    is called with 1 per entry.
 
     The archive appears complete or not at all (written to a temporary file, then
     renamed). A file or directory that cannot be read, and (``.jsonl``) an entry whose
@@ -128,9 +129,11 @@ def export_store(
         InvalidArgumentError: for an archive name that is neither ``.tar.gz`` nor ``.jsonl``.
     """
     report = warn if on_error is None else on_error
-    source, target = Path(source), Path(archive)
+    target = Path(archive)
+    kind = archive_kind(target)
+    engine, directory, segments = resolve(source)
     count = 0
-    if archive_kind(target) == "tar":
+    if kind == "tar":
         # Level 6, as gzip and tar czf default to (tarfile's default 9 is several times
         # slower), behind a large buffer so zlib sees big chunks, not 512-byte blocks.
         # mtime=0 in the gzip header too: equal stores give byte-identical archives.
@@ -141,22 +144,26 @@ def export_store(
             io.BufferedWriter(compressed, 1 << 20) as buffered,
             tarfile.open(fileobj=buffered, mode="w", format=tarfile.GNU_FORMAT) as tar,
         ):
-            for path, name in _store_files(str(source), report):
+            for directory_name, name, member in _store_files(engine, directory, report):
                 try:
-                    data = _read_regular(path)
-                except OSError as exc:
-                    report(StorageError(f"cannot read: {exc.strerror}", path=path, errno=exc.errno))
+                    with boundary(None, engine.storage, directory_name, name):
+                        data = engine.storage.read(directory_name, name)
+                except GroupStoreError as exc:
+                    report(exc)
                     continue
-                info = tarfile.TarInfo(name)
+                if data is None:
+                    continue  # removed since the listing
+                info = tarfile.TarInfo(member)
                 info.size, info.mode, info.mtime = len(data), 0o600, 0
                 tar.addfile(info, io.BytesIO(data))
-                count += _is_entry_file(name)
-                if progress:
-                    progress(1)
+                if _is_entry_file(member):
+                    count += 1
+                    if progress:
+                        progress(1)
         return count
     with _atomic_output(target) as out:
         out.write(orjson.dumps({"group_store_archive": ARCHIVE_FORMAT}, option=orjson.OPT_APPEND_NEWLINE))
-        for entry in walk(source, include_expired=True, on_error=report):
+        for entry in walk_entries(engine, directory, segments, include_expired=True, on_error=report):
             try:
                 value = entry.value()
             except GroupStoreError as exc:
@@ -256,51 +263,51 @@ def extract_tar(archive: Path, destination: Path) -> None:
 # -- reading any side of a diff ----------------------------------------------------------
 
 
-@contextmanager
-def opened(path: str | os.PathLike[str], report: ErrorHandler) -> Iterator[Path | Iterator[Record]]:
-    """A store directory as it is, a ``.tar.gz`` extracted to a private temporary directory,
-    or a ``.jsonl``'s records.
-
-    Raises:
-        CorruptEntryError: for a damaged archive, or a ``.tar.gz`` with an escaping member.
-    """
-    location = Path(path)
-    if location.is_dir():
-        yield location
-    elif archive_kind(location) == "jsonl":
-        yield jsonl_records(location, report)
-    else:
-        with tempfile.TemporaryDirectory(prefix="group-store-") as directory:
-            extract_tar(location, Path(directory))
-            yield Path(directory)
-
-
 def records(
-    path: str | os.PathLike[str],
+    source: View | str | os.PathLike[str],
     on_error: ErrorHandler | None = None,
     unreadable: set[tuple[str, ...]] | None = None,
 ) -> Iterator[Record]:
-    """Every entry of a store directory or archive, expired ones included, in address order.
+    """Every entry of a store (or view), a store directory or an archive, expired ones
+    included, in address order (addresses relative to the store or view).
 
     An entry that cannot be read or parsed exactly is passed to ``on_error``
     (default: a warning on logger ``group_store``) and skipped; its address is
     added to ``unreadable`` if given.
+
+    Raises:
+        CorruptEntryError: for a damaged archive, or a ``.tar.gz`` with an escaping member.
     """
     report = warn if on_error is None else on_error
-    with opened(path, report) as source:
-        if not isinstance(source, Path):
-            yield from sorted(source, key=lambda record: record.address)
-            return
-        engine = engine_for(source)
-        for scan in scan_tree(engine, "", report):
-            found: list[Record] = []
-            for name in scan.entries:
-                try:
-                    entry = read_entry(engine, scan, name, True, 0.0)
-                    if entry is not None:
-                        found.append(Record(entry.address, entry.kind, entry.value(), entry.expires_at))
-                except GroupStoreError as exc:
-                    report(exc)
-                    if unreadable is not None:
-                        unreadable.add((*scan.segments, scan.entries[name]))
-            yield from sorted(found, key=lambda record: record.address)
+    if isinstance(source, View) or Path(source).is_dir():
+        yield from _store_records(*resolve(source), report, unreadable)
+        return
+    location = Path(source)
+    if archive_kind(location) == "jsonl":
+        yield from sorted(jsonl_records(location, report), key=lambda record: record.address)
+        return
+    with tempfile.TemporaryDirectory(prefix="group-store-") as directory:
+        extract_tar(location, Path(directory))
+        yield from _store_records(*resolve(directory), report, unreadable)
+
+
+def _store_records(
+    engine: Engine,
+    directory: str,
+    segments: tuple[str, ...],
+    report: ErrorHandler,
+    unreadable: set[tuple[str, ...]] | None,
+) -> Iterator[Record]:
+    base = len(segments)
+    for scan in scan_tree(engine, directory, report, segments):
+        found: list[Record] = []
+        for name in scan.entries:
+            try:
+                entry = read_entry(engine, scan, name, True, 0.0)
+                if entry is not None:
+                    found.append(Record(entry.address[base:], entry.kind, entry.value(), entry.expires_at))
+            except GroupStoreError as exc:
+                report(exc)
+                if unreadable is not None:
+                    unreadable.add((*scan.segments[base:], scan.entries[name]))
+        yield from sorted(found, key=lambda record: record.address)

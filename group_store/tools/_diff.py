@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 
+from .._api.view import View
 from .._engine.inventory import ErrorHandler
 from .._format.codec import encode_document, encode_lines
 from ._archive import Record, records
+
+if TYPE_CHECKING:
+    import os
 
 ChangeKind = Literal["added", "removed", "changed"]
 
@@ -71,13 +74,14 @@ def _describe(a: Record, b: Record) -> str | None:
 
 
 def diff_stores(
-    a: str | os.PathLike[str],
-    b: str | os.PathLike[str],
+    a: View | str | os.PathLike[str],
+    b: View | str | os.PathLike[str],
     *,
     progress: Callable[[int], None] | None = None,
     on_error: ErrorHandler | None = None,
 ) -> StoreDiff:
-    """Compare two stores (directories, ``.tar.gz`` or ``.jsonl`` archives) entry by entry.
+    """Compare two stores entry by entry: each a store or view (its subtree, read through
+    its backend), a store directory, or a ``.tar.gz`` or ``.jsonl`` archive.
 
     An entry that cannot be read on either side (invalid JSON, JSON that cannot be
     loaded exactly, a malformed sidecar, an unreadable file or directory) is passed

@@ -10,19 +10,19 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._api.composition import resolve
+from .._api.view import View
 from .._engine.engine import Engine, boundary
-from .._engine.inventory import EntryKind, ErrorHandler, engine_for, read_entry, scan_tree, warn
+from .._engine.inventory import EntryKind, ErrorHandler, read_entry, scan_tree, warn
 from .._errors import CorruptEntryError, GroupStoreError
 from .._format.codec import encode_document, encode_lines, split_log
 from .._format.expiry import Clock, digest, encode_sidecar, index_line
 from .._format.keys import encode_segment, is_hashed_name
 from .._format.layout import DIRECTORY_KEY_FILE, EXPIRY_INDEX, Location, encode_directory, join
-from ..storage._local import LocalStorage
 from ._archive import archive_kind, extract_tar, jsonl_records
 
 Progress = Callable[[int], None]
@@ -41,7 +41,7 @@ class _Incoming:
 
 
 def _tar_entries(archive: Path, extracted: Path, report: ErrorHandler) -> Iterator[_Incoming]:
-    engine = engine_for(extracted)
+    engine, _, _ = resolve(extracted)
     for scan in scan_tree(engine, "", report):
         for name in [*scan.unsafe, *(foreign.name for foreign in scan.foreign), *scan.temps]:
             member = join(scan.directory, name)
@@ -77,15 +77,16 @@ def _jsonl_entries(archive: Path, report: ErrorHandler) -> Iterator[_Incoming]:
 
 def import_store(
     archive: str | os.PathLike[str],
-    destination: str | os.PathLike[str],
+    destination: View | str | os.PathLike[str],
     *,
     progress: Progress | None = None,
-    clock: Clock = time.time,
-    durable: bool = False,
+    clock: Clock | None = None,
+    durable: bool | None = None,
     on_error: ErrorHandler | None = None,
 ) -> int:
-    """Load ``archive`` into the store at ``destination`` (created if missing); return
-    the number of entries written.
+    """Load ``archive`` (a local file) into ``destination``: a store or view (written
+    through its backend, below its directory) or a path (the local store there, created
+    if missing); return the number of entries written.
 
     Every entry is written through the store, under its directory's lock and by
     atomic replace: a document with exactly its archived expiry (an entry archived
@@ -93,7 +94,8 @@ def import_store(
     whole. A document replacing a log, or a log replacing a document, is written
     before the old one is removed, so a reader sees the old or the new entry and a
     key present before and after is never missing. Entries of the destination that
-    the archive does not hold are kept. With ``durable``, each write is fsynced.
+    the archive does not hold are kept. With ``durable``, each write is fsynced
+    (default: as the store given is; not for a path).
 
     Not atomic as a whole: a crash or an error midway leaves some entries imported
     and the others as they were (importing again completes it).
@@ -113,20 +115,35 @@ def import_store(
     """
     report = warn if on_error is None else on_error
     source = Path(archive)
-    engine = Engine(LocalStorage(Path(destination)), clock, durable=durable)
-    if archive_kind(source) == "jsonl":
-        return _write_all(engine, _jsonl_entries(source, report), progress, report)
+    kind = archive_kind(source)
+    engine, base, base_keys = resolve(destination, clock)
+    if durable is not None and durable != engine.durable:
+        engine = Engine(engine.storage, engine.clock, durable=durable)
+    target = _Target(engine, base, base_keys)
+    if kind == "jsonl":
+        return _write_all(target, _jsonl_entries(source, report), progress, report)
     with tempfile.TemporaryDirectory(prefix="group-store-import-") as private:
         extract_tar(source, Path(private))
-        return _write_all(engine, _tar_entries(source, Path(private), report), progress, report)
+        return _write_all(target, _tar_entries(source, Path(private), report), progress, report)
 
 
-def _write_all(engine: Engine, incoming: Iterator[_Incoming], progress: Progress | None, report: ErrorHandler) -> int:
+@dataclass(frozen=True)
+class _Target:
+    """Where an import writes: an engine, and the directory and keys entries go below."""
+
+    engine: Engine
+    directory: str
+    keys: tuple[str, ...]
+
+
+def _write_all(target: _Target, incoming: Iterator[_Incoming], progress: Progress | None, report: ErrorHandler) -> int:
+    engine = target.engine
     count = 0
     by_directory = itertools.groupby(incoming, key=lambda item: item.segments)
-    for segments, group in by_directory:
+    for relative, group in by_directory:
+        segments = (*target.keys, *relative)
         try:
-            directory = encode_directory(segments)
+            directory = join(target.directory, encode_directory(relative)) if relative else target.directory
         except GroupStoreError as exc:
             report(exc)
             continue
@@ -139,7 +156,7 @@ def _write_all(engine: Engine, incoming: Iterator[_Incoming], progress: Progress
                 continue
             try:
                 for item in batch:
-                    count += _write_one(engine, directory, item, report)
+                    count += _write_one(engine, directory, segments, item, report)
                     if progress:
                         progress(1)
             finally:
@@ -147,9 +164,9 @@ def _write_all(engine: Engine, incoming: Iterator[_Incoming], progress: Progress
     return count
 
 
-def _write_one(engine: Engine, directory: str, item: _Incoming, report: ErrorHandler) -> int:
+def _write_one(engine: Engine, directory: str, segments: tuple[str, ...], item: _Incoming, report: ErrorHandler) -> int:
     try:
-        loc = engine.location(directory, item.segments, item.key)
+        loc = engine.location(directory, segments, item.key)
         with boundary(item.key, engine.storage, directory, loc.document):
             if item.kind == "document":
                 import_document(engine, loc, item.payload, item.expiry)
@@ -180,7 +197,7 @@ def import_document(engine: Engine, loc: Location, payload: bytes, expiry: float
             storage.remove(loc.directory, loc.sidecar, durable=durable)  # inert while no document exists
         else:
             # As Engine.save orders it: the index record first (early, never late), then the sidecar.
-            storage.append(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry), durable=durable)
+            engine.append_lines(loc.directory, EXPIRY_INDEX, index_line(loc.name, expiry))
             storage.write(loc.directory, loc.sidecar, encode_sidecar({digest(payload): expiry}), durable=durable)
         storage.write(loc.directory, loc.document, payload, durable=durable)
         storage.remove(loc.directory, loc.log, durable=durable)

@@ -29,15 +29,15 @@ Genie takes no locks).
 from __future__ import annotations
 
 import errno
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .._api.composition import resolve
 from .._api.view import View
 from .._engine.engine import Engine, boundary, check_format_marker
-from .._engine.inventory import DirectoryScan, engine_for
 from .._errors import GroupStoreError, InvalidArgumentError, StorageError
 from .._format.keys import encode_segment, is_hashed_name
 from .._format.layout import (
@@ -52,6 +52,9 @@ from .._format.layout import (
 )
 from ..storage._base import Kind
 from ._verify import format_store
+
+if TYPE_CHECKING:
+    import os
 
 # What genie's sanitizer leaves: word characters of any script and "-" (never "." or "~").
 _GENIE_NAME = re.compile(r"[\w\-]+")
@@ -107,6 +110,7 @@ class MigrationContext:
 
     engine: Engine
     dry_run: bool
+    root: str = ""
     renamed: list[Rename] = field(default_factory=list)
     collisions: list[Rename] = field(default_factory=list)
     both: list[Path] = field(default_factory=list)
@@ -117,21 +121,6 @@ class MigrationContext:
 
 
 Migration = Callable[[MigrationContext], None]
-
-
-def undecodable_names(scan: DirectoryScan) -> list[str]:
-    """The data files and directories of a scanned directory whose names do not decode as
-    keys: entries ``keys()`` and ``children()`` cannot list (another writer's, such as Group
-    Genie's, until ``migrate_store`` renames them)."""
-    return [foreign.name for foreign in scan.foreign if foreign.undecodable]
-
-
-def undecodable_note(count: int) -> str | None:
-    """The one line a listing command prints when ``count`` names did not decode, else ``None``."""
-    if not count:
-        return None
-    names = "name does" if count == 1 else "names do"
-    return f"{count} {names} not decode as keys and are not listed (run group-store migrate?)"
 
 
 def genie_target(name: str) -> str | None:
@@ -156,7 +145,7 @@ def _split_data_name(name: str) -> tuple[str, str] | None:
 
 def _from_group_genie(context: MigrationContext) -> None:
     """Rename every file and directory name Group Genie wrote, top down (parents first)."""
-    pending = [""]
+    pending = [context.root]
     while pending:
         directory = pending.pop()
         try:
@@ -201,7 +190,9 @@ def _genie_renames(context: MigrationContext, directory: str) -> list[str]:
                 final = target
             stems.setdefault(final, set()).add(suffix)
     context.both.extend(
-        storage.path(directory, stem + DOCUMENT_SUFFIX) for stem, found in sorted(stems.items()) if len(found) == 2
+        _local(storage.local_path(directory, stem + DOCUMENT_SUFFIX))
+        for stem, found in sorted(stems.items())
+        if len(found) == 2
     )
     return [join(directory, child) for child in children]
 
@@ -215,7 +206,7 @@ def _rename(context: MigrationContext, directory: str, name: str, key: str, targ
     rewrites identically, never a name that does not decode.
     """
     storage = context.engine.storage
-    rename = Rename(storage.path(directory, name), storage.path(directory, target), kind)
+    rename = Rename(_local(storage.local_path(directory, name)), _local(storage.local_path(directory, target)), kind)
     if storage.kind(directory, target) is not None:
         context.collisions.append(rename)
         return False
@@ -232,8 +223,15 @@ def _rename(context: MigrationContext, directory: str, name: str, key: str, targ
         _write_key_file(context.engine, home, key_file, key.encode("utf-8"))
     # Checked above under the directory's lock, which every group_store writer takes:
     # rename(2) would silently replace a file (or an empty directory) at the target.
-    os.rename(storage.path(directory, name), storage.path(directory, target))
+    # Path.rename, not a Storage operation: renaming is local-only, as this migration is.
+    rename.source.rename(rename.target)
     return True
+
+
+def _local(path: Path | None) -> Path:
+    # migrate_store refuses a store without local files before anything is renamed.
+    assert path is not None
+    return path
 
 
 def _write_key_file(engine: Engine, directory: str, name: str, key: bytes) -> None:
@@ -247,6 +245,12 @@ def _from_group_store(context: MigrationContext) -> None:
 
 MIGRATIONS: dict[str, Migration] = {"group-genie": _from_group_genie, "group-store": _from_group_store}
 """Every ``source`` ``migrate_store`` accepts."""
+
+
+def migration_sources() -> tuple[str, ...]:
+    """The ``source`` names ``migrate_store`` accepts, sorted (what ``group-store migrate --from`` offers)."""
+    return tuple(sorted(MIGRATIONS))
+
 
 FORMAT_UPGRADES: dict[int, Migration] = {}
 """``{N: step}``: the step that upgrades a store of format ``N`` to ``N + 1`` in place."""
@@ -281,16 +285,18 @@ def _upgrade_format(context: MigrationContext) -> int | None:
 def migrate_store(
     store_or_path: View | str | os.PathLike[str], *, source: str = "group-genie", dry_run: bool = False
 ) -> MigrationReport:
-    """Upgrade the store at ``store_or_path`` (a path, or a ``Store``/view whose directory is
-    used) in place: rename what ``source`` wrote into group_store's names, format it,
-    and mark it with the current format version.
+    """Upgrade the store at ``store_or_path`` (a path, or a ``Store``/view: its subtree) in
+    place: rename what ``source`` wrote into group_store's names, format it, and mark it
+    with the current format version. Local stores only: renaming old names is a
+    file-system operation no other backend offers.
 
     See the module docstring for what is renamed and the guarantees. With ``dry_run``
     nothing is changed (no lock files, no marker) and the report lists what would be.
     Run it while nothing else writes the store; a DataStore should be flushed first.
 
     Raises:
-        InvalidArgumentError: for an unknown ``source``.
+        InvalidArgumentError: for an unknown ``source``, or a store that keeps no local
+            files (nothing is changed).
         FormatVersionError: if the store is marked with a newer format (nothing is changed).
         StorageError, UnsafeFileError: if the root is not a directory or cannot be read; a directory or entry
             that cannot be read is reported in ``errors`` and the rest goes on.
@@ -299,17 +305,20 @@ def migrate_store(
     if migration is None:
         known = ", ".join(sorted(MIGRATIONS))
         raise InvalidArgumentError(f"unknown migration source {source!r} (known: {known})")
-    root = Path(store_or_path.root_path if isinstance(store_or_path, View) else store_or_path)
+    engine, directory, _ = resolve(store_or_path)
+    root = engine.storage.local_path(directory)
+    if root is None:
+        detail = "migrate_store renames files in place: it needs a local store"
+        raise InvalidArgumentError(f"{detail}, not {engine.storage.locator(directory)!r}")
     if not root.is_dir():
         raise StorageError("no store here (not a directory)", path=root, errno=errno.ENOENT)
-    engine = engine_for(root)
-    context = MigrationContext(engine, dry_run)
+    context = MigrationContext(engine, dry_run, directory)
     # The format is checked before anything is renamed: a newer store is refused untouched.
     with boundary(None, engine.storage, "", FORMAT_MARKER):
         check_format_marker(engine.storage.read("", FORMAT_MARKER), engine.storage.locator("", FORMAT_MARKER))
     migration(context)
     version = _upgrade_format(context)
-    rewritten = None if dry_run else format_store(root, on_error=context.error)
+    rewritten = None if dry_run else format_store(store_or_path, on_error=context.error)
     return MigrationReport(
         source,
         dry_run,

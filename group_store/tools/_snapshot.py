@@ -11,23 +11,24 @@ silently.
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import shutil
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._api.view import View
-from .._engine.inventory import walk
 from .._errors import GroupStoreError, InvalidArgumentError
 from .._format.codec import encode_document, encode_lines
 from .._format.expiry import digest, encode_sidecar
-from .._format.layout import SIDECAR_SUFFIX
+from .._format.keys import encode_segment
+from .._format.layout import DOCUMENT_SUFFIX, LOG_SUFFIX, SIDECAR_SUFFIX, encode_directory, join
+from ._walk import StoreOrPath, walk
+
+if TYPE_CHECKING:
+    from .._engine.inventory import Entry
 
 MASKED = "<masked>"
 Mask = str | re.Pattern[str] | Callable[[Any], Any]
@@ -203,8 +204,9 @@ def _render_sidecar(masks: Masks, data: bytes, expires_at: float) -> str:
     return masks.text(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode())
 
 
-def render(root: Path, masks: Masks, include_metadata: bool) -> dict[str, str]:
-    """The subtree under ``root`` as ``{relative file path: masked canonical text}``.
+def render(store: StoreOrPath, masks: Masks, include_metadata: bool) -> dict[str, str]:
+    """The subtree of ``store`` (a store or view, or a path) as ``{relative file path:
+    masked canonical text}``, read through the store's backend.
 
     Documents get every mask; each log line gets the JSON paths and callables,
     the whole log the patterns. With ``include_metadata`` an entry with an
@@ -216,19 +218,22 @@ def render(root: Path, masks: Masks, include_metadata: bool) -> dict[str, str]:
         GroupStoreError: for the first entry or directory that cannot be read.
     """
     files: dict[str, str] = {}
-    for entry in walk(root, include_expired=True, on_error=_strict):
-        relative = Path(entry.path).relative_to(root).as_posix()
+    for entry in walk(store, include_expired=True, on_error=_strict):
+        stem = _relative_stem(entry)
         if entry.kind == "document":
             data = encode_document(entry.key, masks.value(entry.value()))
         else:
             data = encode_lines(entry.key, [masks.value(item) for item in entry.value()])
-        text = files[relative] = masks.text(data.decode())
+        text = files[stem + (DOCUMENT_SUFFIX if entry.kind == "document" else LOG_SUFFIX)] = masks.text(data.decode())
         if include_metadata and entry.expires_at is not None:
-            sidecar = Path(entry.path).with_name(Path(entry.path).name.removesuffix(".json") + SIDECAR_SUFFIX)
-            files[sidecar.relative_to(root).as_posix()] = _render_sidecar(
-                masks, text.encode(), entry.expires_at.timestamp()
-            )
+            files[stem + SIDECAR_SUFFIX] = _render_sidecar(masks, text.encode(), entry.expires_at.timestamp())
     return files
+
+
+def _relative_stem(entry: Entry) -> str:
+    """The entry's file path without suffix, relative to the walked store: the store's own
+    names (encoded), so a golden directory is laid out as a store and can seed one."""
+    return join(encode_directory(entry.segments), encode_segment(entry.key))
 
 
 def read_golden(directory: Path) -> dict[str, str]:
@@ -311,7 +316,7 @@ class StoreSnapshot:
 
     def assert_match(
         self,
-        store: View | str | os.PathLike[str],
+        store: StoreOrPath,
         *,
         mask: Mask | Iterable[Mask] = (),
         include_metadata: bool = False,
@@ -341,11 +346,10 @@ class StoreSnapshot:
         if self._on_use is not None:
             self._on_use(name or "")
         golden = self.directory / name if name else self.directory
-        root = Path(store.root_path if isinstance(store, View) else store)
         writer = getattr(store, "_writer", None)
         if writer is not None:
             writer.barrier().result()
-        actual = render(root, masks, include_metadata)
+        actual = render(store, masks, include_metadata)
         for unmatched in masks.unmatched():
             warnings.warn(
                 UnmatchedMaskWarning(f"mask {unmatched} matched nothing in snapshot {golden}"),
@@ -387,13 +391,30 @@ def _unused_within(path: Path, relative: str, used: set[str]) -> list[Path]:
     return [found for child in sorted(path.iterdir()) for found in _unused_within(child, prefix + child.name, used)]
 
 
+def snapshot_directory_name(name: str) -> str:
+    """The directory of a test's snapshots under ``__store_snapshots__/<module>/``: the test's
+    name encoded as a store key (so any test name is a valid, unambiguous directory name)."""
+    return encode_segment(name)
+
+
 def remove_snapshot(path: Path) -> None:
     """Remove an unused golden file or directory, and its module directory if that is left empty."""
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        _remove_tree(path)
     else:
         path.unlink()
     parent = path.parent
     while parent.name != "__store_snapshots__" and not any(parent.iterdir()):
         parent.rmdir()
         parent = parent.parent
+
+
+def _remove_tree(directory: Path) -> None:
+    """Remove ``directory`` and everything in it, never following a symlink (as ``shutil.rmtree``),
+    deepest first: a golden directory is small, and pathlib keeps this module free of ``os``."""
+    for path in sorted(directory.rglob("*"), key=lambda found: len(found.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            path.unlink()
+    directory.rmdir()

@@ -9,20 +9,20 @@ entry or directory is reported and the check carries on.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
 
+from .._api.composition import resolve
 from .._engine.engine import Engine, boundary
-from .._engine.inventory import DirectoryScan, ErrorHandler, engine_for, ignore, scan_directory, scan_tree, warn
+from .._engine.inventory import DirectoryScan, ErrorHandler, ignore, scan_directory, scan_tree, warn
 from .._errors import CorruptEntryError, GroupStoreError
 from .._format.codec import InexactJSONError, decode_document, encode_document, parse_document, parse_line, split_log
 from .._format.expiry import Clock, decode_sidecar, encode_sidecar, is_own_sidecar, live_bindings, own_sidecar_bindings
 from .._format.layout import KEY_SUFFIX, SIDECAR_SUFFIX, Location
 from ..storage._base import Storage
+from ._walk import StoreOrPath
 
 Progress = Callable[[int], None]
 
@@ -253,7 +253,7 @@ def _bind(function: Callable[[Engine, Location], bool], engine: Engine, loc: Loc
 
 def _remove(storage: Storage, directory: str, name: str) -> Repair:
     def remove() -> None:
-        storage.remove(directory, name)
+        storage.remove(directory, name, durable=False)
 
     return remove
 
@@ -306,10 +306,11 @@ def rewrite_log(engine: Engine, loc: Location) -> bool:
 
 
 def verify_store(
-    root: str | os.PathLike[str], *, fix: bool = False, progress: Progress | None = None, clock: Clock = time.time
+    store: StoreOrPath, *, fix: bool = False, progress: Progress | None = None, clock: Clock | None = None
 ) -> VerifyReport:
-    """Check every file of the store under ``root``; with ``fix``, repair what can be
-    repaired without losing data (each directory under its lock).
+    """Check every file of ``store`` (a store or view: its subtree, through its backend; a
+    path: the local store there); with ``fix``, repair what can be repaired without losing
+    data (each directory under its lock). ``progress`` is called with 1 per directory.
 
     Finds invalid JSON, JSON that cannot be loaded exactly, torn log tails, corrupt
     log lines, orphaned or malformed sidecars, orphaned key files, leftover temporary
@@ -321,11 +322,14 @@ def verify_store(
     document, and key files of hashed names without an entry. Everything else is
     reported and never touched. A directory that cannot be listed or locked is
     reported and the check carries on.
+
+    Raises:
+        InvalidArgumentError: for something that is neither a store nor a path.
     """
-    engine = engine_for(root, clock)
+    engine, directory, segments = resolve(store, clock)
     checker = _Checker(engine, fix)
     directories = 0
-    for scan in scan_tree(engine, "", checker.unreadable):
+    for scan in scan_tree(engine, directory, checker.unreadable, segments):
         directories += 1
         if fix:
             _fix_directory(engine, checker, scan)
@@ -353,13 +357,14 @@ def _fix_directory(engine: Engine, checker: _Checker, scan: DirectoryScan) -> No
 
 
 def format_store(
-    root: str | os.PathLike[str],
+    store: StoreOrPath,
     *,
     progress: Progress | None = None,
-    clock: Clock = time.time,
+    clock: Clock | None = None,
     on_error: ErrorHandler | None = None,
 ) -> int:
-    """Rewrite every valid document and log under ``root`` canonically; return how many files changed.
+    """Rewrite every valid document and log of ``store`` (a store or view, or a path)
+    canonically; return how many files changed. ``progress`` is called with 1 per directory.
 
     Values and expiries are kept (each sidecar is re-bound to the new bytes, and left
     binding only the bytes on disk) and each file is replaced atomically under its
@@ -369,9 +374,9 @@ def format_store(
     warning on logger ``group_store``) and left as it is; the rest is formatted.
     """
     report = warn if on_error is None else on_error
-    engine = engine_for(root, clock)
+    engine, directory, segments = resolve(store, clock)
     changed = 0
-    for scan in scan_tree(engine, "", report):
+    for scan in scan_tree(engine, directory, report, segments):
         try:
             with engine.lock(scan.directory):
                 changed += _format_directory(engine, scan, report)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
-from ..._api.datastore import DataStore
-from ..._api.store import Store
-from ..._api.table import Table
+from group_store import DataStore, Store, Table
 
 T = TypeVar("T")
 Built = TypeVar("Built")
-StoreArg = DataStore | str | os.PathLike[str]
+if TYPE_CHECKING:
+    import os
+
+StoreArg: TypeAlias = "DataStore | str | os.PathLike[str]"
 
 
 @dataclass(frozen=True)

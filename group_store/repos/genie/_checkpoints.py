@@ -6,9 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..._api.store import Store
-from ..._api.table import Table
-from ..._errors import InvalidArgumentError
+from group_store import InvalidArgumentError, Store, Table
+
 from ._base import Twin, table
 
 

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..._api.store import Store
-from ..._api.table import Table
-from ..._errors import KeyNotFoundError
+from group_store import KeyNotFoundError, Store, Table
+
 from ._base import MemoryKey, Twin, UserKey, table
 
 

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..._api.store import Store
-from ..._api.table import Table
-from ..._errors import InvalidArgumentError, KeyNotFoundError
+from group_store import InvalidArgumentError, KeyNotFoundError, Store, Table
+
 from ._base import SessionKey, StoreArg, Twin, UserKey, table
 
 

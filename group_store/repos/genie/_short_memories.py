@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ..._api.store import Store
-from ..._api.table import Table
+from group_store import Store, Table
+
 from ._base import Twin, table
 
 
