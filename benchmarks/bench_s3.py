@@ -345,6 +345,7 @@ def measure(
                 peer.run(workload)
                 times.setdefault((peer.name, workload), []).append(time.perf_counter() - start)
                 requests[peer.name, workload] = server.app.requests - answered
+                print(f"{workload} {peer.name}: {times[peer.name, workload][-1]:.2f} s", file=sys.stderr, flush=True)
     return times, requests
 
 

@@ -92,6 +92,10 @@ class Leases:
         self._mutex = threading.Lock()
         self._local: dict[str, threading.RLock] = {}
         self._held: dict[str, _Held] = {}
+        # The ETag of the released record this process last wrote per key: while the
+        # object is still in that state, a take is one conditional PUT with no GET first.
+        # Safe whoever wrote since: If-Match holds only if the object is that released record.
+        self._released: dict[str, str] = {}
 
     @contextmanager
     def hold(self, key: str, timeout: float | None) -> Iterator[None]:
@@ -136,6 +140,11 @@ class Leases:
         record = _record(holder, self._lease, 0)
         watched: tuple[str, float] | None = None  # (ETag seen, when it was first seen)
         delay = 0.005
+        released = self._released.pop(key, None)
+        if released is not None:
+            e_tag = self._objects.replace(key, record, released)
+            if e_tag is not None:
+                return self._start(key, e_tag, holder)
         while True:
             current = self._objects.get(key)
             if current is None:
@@ -187,13 +196,15 @@ class Leases:
     def _release(self, held: _Held, *, quiet: bool) -> None:
         _stop_renewing(held)
         try:
-            released = not held.lost and self._objects.replace(held.key, _FREE, held.e_tag) is not None
+            free = None if held.lost else self._objects.replace(held.key, _FREE, held.e_tag)
         except StorageError:
             # Left unreleased, the lease expires by itself; the body's own error matters more.
             if quiet:
                 return
             raise
-        if not released and not quiet:
+        if free is not None:
+            self._released[held.key] = free
+        elif not quiet:
             raise StorageError(
                 "the lock's lease was lost while held (a stall past the lease): the section was not exclusive",
                 path=self._locator(held.key),

@@ -309,6 +309,26 @@ def test_a_holder_stalled_past_its_lease_loses_it_and_is_told_on_leaving(s3_serv
     assert caught.value.path == stalled.locator("d", ".lock")
 
 
+def test_a_lock_this_process_released_is_taken_again_without_a_get(
+    s3: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with s3.lock("d"):
+        pass
+    objects = s3._leases._objects
+
+    def no_get(key: str) -> None:
+        raise AssertionError("a GET of a lease this process left released")
+
+    monkeypatch.setattr(objects, "get", no_get)
+    with s3.lock("d"):
+        assert orjson.loads(s3.read("d", ".lock") or b"")["holder"] is not None
+    # Taken by someone else in between: the conditional PUT fails and the GET path runs.
+    monkeypatch.undo()
+    s3.write("d", ".lock", b"", durable=False)
+    with s3.lock("d"):
+        pass
+
+
 def test_an_empty_lock_file_copied_from_a_local_store_is_free(s3: S3Storage) -> None:
     s3.write("d", ".lock", b"", durable=False)
     with s3.lock("d", timeout=0):
