@@ -50,6 +50,8 @@ IO_ALLOWED: dict[str, str] = {
     "group_store.storage._fsync": "the local backend's fsync",
     # The local backend's version tokens: read-only descriptors that pin inodes, and their budget.
     "group_store.storage._pins": "the local backend's pinned descriptors",
+    # os.getpid only: the S3 backend's request pool is rebuilt in a forked child.
+    "group_store.storage._s3_client": "the S3 backend's fork check",
     # os.register_at_fork only (a forked child gets a fresh handle guard); no file is touched.
     "group_store._api.handle": "the fork hook of write handles",
     # Writes the archive file itself (.tar.gz through tarfile, or .jsonl): a file the user named, not the store.

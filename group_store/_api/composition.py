@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 def open_storage(
     root_path: str | os.PathLike[str] | None, storage: Storage | None, *, file_mode: int, dir_mode: int
 ) -> Storage:
-    """The backend of a new store: ``LocalStorage(root_path)``, or ``storage`` as given.
+    """The backend of a new store: ``LocalStorage(root_path)``, ``S3Storage(root_path)`` for
+    an ``s3://bucket/prefix`` URL (configured from the AWS environment; build an
+    ``S3Storage`` with ``storage_options=`` and pass it as ``storage=`` to configure it
+    explicitly), or ``storage`` as given.
 
     ``file_mode`` and ``dir_mode`` apply to a local path only (a given ``storage`` was
     configured when it was built).
@@ -43,6 +46,11 @@ def open_storage(
         return storage
     if root_path is None:
         raise InvalidArgumentError("pass a root path or storage= (got neither)")
+    if isinstance(root_path, str) and root_path.startswith("s3://"):
+        # Imported here: obstore is the optional "s3" extra, loaded only for an s3:// store.
+        from ..storage._s3 import S3Storage
+
+        return S3Storage(root_path)
     # os.PathLike's own test (a __fspath__ on the type), without importing os here.
     if not isinstance(root_path, str) and not hasattr(type(root_path), "__fspath__"):
         raise InvalidArgumentError(f"a root path is a str or os.PathLike, not {root_path!r}")

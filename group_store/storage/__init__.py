@@ -1,7 +1,8 @@
 """The storage seam: the only operations group_store performs on stored bytes.
 
 ``Storage`` is the contract a backend implements; ``LocalStorage`` keeps a store in a
-directory tree. Names are imported on first use (PEP 562), so importing the seam's
+directory tree, ``MemoryStorage`` in this process's memory, ``S3Storage`` in an
+S3-compatible bucket (the ``s3`` extra). Names are imported on first use (PEP 562), so importing the seam's
 types loads no backend.
 """
 
@@ -17,6 +18,7 @@ if _typing.TYPE_CHECKING:
     from ._base import Versioned as Versioned
     from ._local import LocalStorage as LocalStorage
     from ._memory import MemoryStorage as MemoryStorage
+    from ._s3 import S3Storage as S3Storage
 
 _EXPORTS = {
     "Kind": "._base",
@@ -27,9 +29,10 @@ _EXPORTS = {
     "Versioned": "._base",
     "LocalStorage": "._local",
     "MemoryStorage": "._memory",
+    "S3Storage": "._s3",
 }
 
-__all__ = ["Kind", "Listing", "LocalStorage", "MemoryStorage", "Storage", "Tail", "Version", "Versioned"]
+__all__ = ["Kind", "Listing", "LocalStorage", "MemoryStorage", "S3Storage", "Storage", "Tail", "Version", "Versioned"]
 
 
 def __getattr__(name: str) -> object:
