@@ -173,3 +173,29 @@ def test_the_recorder_catches_a_parent_taken_while_holding_a_child(tmp_path: Pat
         pass
     root = tmp_path.parts
     assert order.violations == [((*root, "a"), root), ((*root, "b"), (*root, "a"))]
+
+
+@pytest.mark.parametrize(("source", "target"), [("b-source", "a-target"), ("a-source", "b-target")])
+def test_langgraph_copy_thread_follows_the_lock_rules(
+    tmp_path: Path, order: LockOrder, source: str, target: str
+) -> None:
+    # copy_thread holds the source's and the target's locks and writes namespaces below the
+    # target: with the target sorting before the source, taking those late broke rule 2.
+    from group_store.integrations.langgraph import GroupStoreSaver
+    from tests.integrations.langgraph_helpers import Chain, config
+
+    saver = GroupStoreSaver(tmp_path)
+    Chain(saver, target).put({"x": "target"})
+    chain = Chain(saver, source)
+    chain.put({"x": "source 1"})
+    chain.put({"x": "source 2"})
+    Chain(saver, source, "subgraph").put({"y": 1})  # a namespace: a directory below the thread
+    saver.copy_thread(source, target)
+    saver.copy_thread(source, "c-fresh")
+    assert [t.checkpoint["channel_values"]["x"] for t in saver.list(config(target))] == [
+        "source 2",
+        "source 1",
+        "target",
+    ]
+    assert order.violations == []
+    assert order.most_held >= 3

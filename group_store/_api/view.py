@@ -52,6 +52,12 @@ class View:
         return self._engine.storage
 
     @property
+    def locator(self) -> str:
+        """The locator of this view's directory (a path locally, a URL elsewhere). Split at
+        ``/``, locators sort in the order the lock rules of ``Storage`` take locks in."""
+        return self._root_locator
+
+    @property
     def root_path(self) -> Path | None:
         """The local directory this view reads and writes, or ``None`` for storage that
         keeps no local files (see ``Storage.local_path``)."""

@@ -12,6 +12,7 @@ kept checkpoint; ``prune`` and ``delete_for_runs`` collect at once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -94,26 +95,49 @@ class Upkeep:
         if source_id == target_id or not source.exists(MARKER):
             return
         target = root.narrow(target_id)
-        # Two sibling locks, always in one order, so two crossing copies cannot deadlock.
-        first, second = sorted([source, target], key=lambda view: view.segments)
-        with first.lock(), second.lock():
-            if not source.exists(MARKER):
+        while True:
+            # Every lock this copy takes, taken up front in the seam's one order (a parent
+            # before its children, siblings in path order), so crossing copies and any other
+            # writer cannot deadlock with it: the source, the target, the target's existing
+            # directories (cleared if the target is fresh) and the target namespaces the copy
+            # writes. They come from lock-free listings: if one appeared before the locks were
+            # all held, start again with it included.
+            planned = self._copy_plan(root, source, target, source_id, target_id)
+            with ExitStack() as held:
+                for view in sorted(planned.values(), key=lambda view: view.locator.split("/")):
+                    held.enter_context(view.lock())
+                if not source.exists(MARKER):
+                    return
+                if not self._copy_plan(root, source, target, source_id, target_id).keys() <= planned.keys():
+                    continue
+                pairs = [
+                    (space, self.space(root, target_id, space.checkpoint_ns)) for space in self._spaces(root, source_id)
+                ]
+                self._copy_locked(target, target_id, pairs)
                 return
-            fresh = not target.exists(MARKER)
-            if fresh:
-                delete_tree(target)  # what an expired thread of that id left
-            pairs = [
-                (space, self.space(root, target_id, space.checkpoint_ns)) for space in self._spaces(root, source_id)
-            ]
-            heads = [self._copy_files(origin, copy) for origin, copy in pairs]
-            if fresh or self.ttl is not None:
-                target.save(MARKER, {"thread_id": target_id}, ttl=self.ttl)
-            # Heads last: until then the copied checkpoints are reachable through the index only.
-            for (_, copy), new_head in zip(pairs, heads, strict=True):
-                if new_head is not None:
-                    record, writes = new_head
-                    with copy.view.lock():
-                        self.replace_head(copy, {**record, **({"expires": True} if self.ttl else {})}, writes)
+
+    def _copy_plan(
+        self, root: Store, source: Store, target: Store, source_id: str, target_id: str
+    ) -> dict[tuple[str, ...], Store]:
+        """Every directory ``copy_thread`` may lock, by its ``narrow()`` keys."""
+        views = [source, *_directories_under(target)]
+        views += [self.space(root, target_id, space.checkpoint_ns).view for space in self._spaces(root, source_id)]
+        return {view.segments: view for view in views}
+
+    def _copy_locked(self, target: Store, target_id: str, pairs: list[tuple[Space, Space]]) -> None:
+        """``copy_thread``'s work, with every lock it takes already held."""
+        fresh = not target.exists(MARKER)
+        if fresh:
+            delete_tree(target)  # what an expired thread of that id left
+        heads = [self._copy_files(origin, copy) for origin, copy in pairs]
+        if fresh or self.ttl is not None:
+            target.save(MARKER, {"thread_id": target_id}, ttl=self.ttl)
+        # Heads last: until then the copied checkpoints are reachable through the index only.
+        for (_, copy), new_head in zip(pairs, heads, strict=True):
+            if new_head is not None:
+                record, writes = new_head
+                with copy.view.lock():
+                    self.replace_head(copy, {**record, **({"expires": True} if self.ttl else {})}, writes)
 
     def _copy_files(self, origin: Space, copy: Space) -> tuple[Record, list[dict[str, Any]]] | None:
         """Copy a namespace's files, the source head also as a file; return the target's new head, if newer."""
@@ -315,3 +339,11 @@ class Upkeep:
                 space.view.save(tombstone, {"values": values, "channel_versions": {c: versions.get(c) for c in values}})
             survivors.append(tombstone)
         replace_log(space.view, TOMBSTONES, survivors)
+
+
+def _directories_under(view: Store) -> list[Store]:
+    """``view`` and every sub-store below it that exists now."""
+    found = [view]
+    for child in view.children():
+        found += _directories_under(view.narrow(child))
+    return found
