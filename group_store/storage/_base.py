@@ -182,8 +182,13 @@ class Storage(abc.ABC):
     def write_if(self, directory: str, name: str, data: bytes, *, version: Version | None, durable: bool) -> bool:
         """Replace the file atomically only if it is in the state ``version`` names, or,
         with ``version=None``, create it only if it is absent. Returns whether it wrote;
-        ``False`` leaves the file as another writer made it. Compare-and-swap: with it,
-        read-modify-write needs no lock on a backend that has none cheap."""
+        ``False`` leaves the file as it is. Compare-and-swap: with it, read-modify-write
+        needs no lock on a backend that has none cheap.
+
+        Not guaranteed: that ``False`` means another writer changed the file. A backend
+        may also answer ``False`` when it can no longer prove the file is in that state
+        (the local backend, for a token whose inode pin was given up); a caller's loop
+        reads again and retries. It never writes over a state it did not see."""
 
     @abc.abstractmethod
     def append(

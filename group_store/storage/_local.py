@@ -372,8 +372,15 @@ class LocalStorage(Storage):
         replace-if-version compares and renames under ``lock(directory)``, which every
         writer of this backend takes."""
         if version is None:
-            return self._create_only(directory, name, data, durable=durable)
+            # Under the lock too: between link and unlink the file has two names, and an
+            # append (which holds the lock) would refuse it as hard-linked. A crash in that
+            # window leaves our own temporary name behind: appends to that file raise
+            # UnsafeFileError until sweep or verify --fix removes it (nothing is lost).
+            with self.lock(directory):
+                return self._create_only(directory, name, data, durable=durable)
         with self.lock(directory):
+            # A token that lost its pin is never current: a spurious False, which the
+            # contract allows (a compare-and-swap loop reads again), never a blind write.
             if not self.is_current(directory, name, version):
                 return False
             self.write(directory, name, data, durable=durable)

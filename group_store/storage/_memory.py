@@ -138,7 +138,9 @@ class MemoryStorage(Storage):
 
     @contextmanager
     def _held(self, lock: threading.RLock, directory: str, timeout: float | None) -> Iterator[None]:
-        if not lock.acquire(timeout=-1 if timeout is None else timeout):
+        # RLock.acquire reads -1 as 'forever' and refuses other negatives: a timeout already
+        # past is a try-once, as LocalStorage does.
+        if not lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
             raise LockTimeoutError(f"lock not acquired within {timeout} s", path=self.locator(directory))
         try:
             yield

@@ -356,6 +356,17 @@ class StorageContract:
         directory = storage.locator("a/b")
         assert error.path == directory or (error.path or "").startswith(directory.rstrip("/") + "/")
 
+    @pytest.mark.parametrize("timeout", [0.0, -0.5, -1.0])
+    def test_a_timeout_already_past_tries_once(self, storage: Storage, timeout: float) -> None:
+        with storage.lock("d", timeout=timeout):  # free: taken at once
+            pass
+        with (
+            _held_by_another_thread(storage, "d"),
+            pytest.raises(LockTimeoutError),
+            storage.lock("d", timeout=timeout),
+        ):
+            pass
+
     def test_locks_of_different_directories_are_independent(self, storage: Storage) -> None:
         with _held_by_another_thread(storage, "a"), storage.lock("b", timeout=_SHORT_TIMEOUT):
             storage.write("b", "f", b"x", durable=False)
