@@ -216,7 +216,11 @@ class S3Storage(Storage):
             # The LIST starts strictly after its offset: shorten it so the name itself is listed.
             shared = shared[:-1]
         if not shared:
-            listed = {entry.name: entry.kind for entry in self.scan(directory)}
+            listed: dict[str, Kind] = {}
+            for entry in self.scan(directory):
+                # A name that is an object and has keys below it too is a file (as above).
+                if listed.get(entry.name) is not Kind.FILE:
+                    listed[entry.name] = entry.kind
             return [listed.get(name) for name in names]
         return self._kinds_after(directory, shared, names)
 
