@@ -23,7 +23,7 @@ from group_store import Store
 from group_store._engine import engine
 from group_store._errors import EntryKindError, KeyNotFoundError, StorageError
 from group_store._format.expiry import decode_sidecar
-from group_store._format.layout import EXPIRY_INDEX
+from group_store._format.layout import EXPIRY_INDEX, Location
 from group_store.storage._s3 import S3Storage
 from group_store.testing import FakeClock
 
@@ -99,7 +99,9 @@ def test_an_update_is_a_list_a_get_and_a_conditional_put(store: Store, s3_server
 def test_a_batch_of_plain_saves_is_one_list_and_the_puts(store: Store, s3: S3Storage, s3_server: S3Server) -> None:
     store.save("warm", 0)
     loc = [store._location(f"k{number}") for number in range(10)]
-    items = [(where, orjson.dumps(number), None) for number, where in enumerate(loc)]
+    items: list[tuple[Location, bytes, float | None]] = [
+        (where, orjson.dumps(number), None) for number, where in enumerate(loc)
+    ]
     assert requests_of(s3_server, lambda: store._engine.save_many(items)) == 11
     assert [store.load(f"k{number}") for number in range(10)] == list(range(10))
 
