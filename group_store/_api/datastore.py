@@ -137,6 +137,8 @@ class DataStore(View):
         after every write issued before; keep it short and non-blocking. Atomic
         across tasks, threads and processes. A missing key starts from a copy of
         ``default``; the expiry is kept unless ``ttl`` or ``expires_at`` is given.
+        On storage whose locks are not cheap (S3) it is a compare-and-swap loop
+        instead, where ``function`` may run more than once (``Engine.update``).
 
         Raises:
             KeyNotFoundError: if missing and no ``default``.

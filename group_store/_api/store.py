@@ -139,6 +139,8 @@ class Store(View):
         Atomic across threads and processes (the directory lock is held while
         ``function`` runs, so keep it short). A missing key starts from a copy of
         ``default``. The expiry is kept unless ``ttl`` or ``expires_at`` is given.
+        On storage whose locks are not cheap (S3) it is a compare-and-swap loop
+        instead, where ``function`` may run more than once (``Engine.update``).
 
         Raises:
             KeyNotFoundError: if missing and no ``default``.

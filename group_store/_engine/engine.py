@@ -16,8 +16,11 @@ never combines the data of one state with the sidecar of another.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -79,6 +82,13 @@ SYNCHRONOUS_UPDATE = (
 
 MISSING: Any = object()
 """Marks an argument the caller did not pass (``None`` is a valid default)."""
+
+CAS_ATTEMPTS = 64
+"""Compare-and-swap attempts an unlocked ``update()`` makes before it gives up."""
+_CAS_FIRST_BACKOFF = 0.002
+_CAS_MAX_BACKOFF = 0.05
+"""Seconds: the bounds of the jittered pause between two compare-and-swap attempts."""
+_NEEDS_LOCK: Any = object()
 
 logger = logging.getLogger("group_store")
 
@@ -448,24 +458,67 @@ class Engine:
           data file is replaced and the sidecar removed;
         - without one and without a sidecar: one atomic replace.
 
+        Locking: the directory lock is taken, except on a backend whose locks are not
+        cheap (``Storage.locks_are_cheap``) for a plain save (see ``_save_unlocked``).
+
         Raises:
             EntryKindError: if the key holds a log.
             StorageError, UnsafeFileError: if the file system refuses; the old value stays.
         """
+        if not self.storage.locks_are_cheap and self._save_unlocked(loc, payload, expiry):
+            return
         with self.lock(loc.directory, loc.key):
             self._save(loc, payload, expiry)
+
+    def _save_unlocked(self, loc: Location, payload: bytes, expiry: float | None) -> bool:
+        """A plain save (no expiry, no sidecar, no log, a short name) without the lock;
+        ``False`` (nothing written) for the others, which need it.
+
+        One atomic replace has no intermediate state, so the lock orders nothing for it
+        against other saves, updates (compare-and-swap: they see its new version) or a
+        delete (a replace before or after the removal). What the lock still orders, and why
+        those saves take it:
+
+        - an expiry: the index record, sidecar and data are three writes whose order a
+          concurrent save of the same key must not interleave (a sidecar of one save with
+          the data of another could leave data that never expires);
+        - an existing sidecar: the clearing save is two or three writes (as above);
+        - a hashed name: its key file must be in place before the data, and a concurrent
+          delete removes the key file after the data (unlocked, this data could outlive it).
+
+        Accepted races (two writers of different kinds on one key at once, in different
+        processes): an append creating the log between the kind check and the replace
+        leaves both a document and a log (``load()`` reads the document and warns, as for
+        any store another writer made so; ``delete()`` removes both); a save with an expiry
+        of these very bytes between the check and the replace binds them to its expiry.
+        """
+        if expiry is not None or is_hashed_name(loc.name):
+            return False
+        storage = self.storage
+        with boundary(loc.key, storage, loc.directory, loc.document):
+            self.check_format(writing=True)
+            log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
+            self._refuse_log(loc, log_kind)
+            if sidecar_kind is not None:
+                return False
+            self._prepare_directory(loc)
+            storage.write(loc.directory, loc.document, payload, durable=self.durable)
+        return True
+
+    def _refuse_log(self, loc: Location, log_kind: Kind | None) -> None:
+        if log_kind is not None:
+            raise EntryKindError(
+                "is a log; delete it before saving a document",
+                key=loc.key,
+                path=self.storage.locator(loc.directory, loc.log),
+            )
 
     def _save(self, loc: Location, payload: bytes, expiry: float | None) -> None:
         """``save()``; the caller holds the lock."""
         storage = self.storage
         with boundary(loc.key, storage, loc.directory, loc.document):
             log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
-            if log_kind is not None:
-                raise EntryKindError(
-                    "is a log; delete it before saving a document",
-                    key=loc.key,
-                    path=storage.locator(loc.directory, loc.log),
-                )
+            self._refuse_log(loc, log_kind)
             self._prepare(loc)
             if expiry is None and sidecar_kind is None:
                 storage.write(loc.directory, loc.document, payload, durable=self.durable)
@@ -505,19 +558,28 @@ class Engine:
 
         Plain ones (no expiry, no sidecar, no log, short name, the only item for
         its key) go to disk as one group commit; the rest go through ``save()``.
+        Where locks are not cheap, the plain ones are written without the lock (as
+        ``save()`` writes them) and each of the rest takes it alone.
         """
         if not items:
             return []
+        if not self.storage.locks_are_cheap:
+            return self._save_many(items, locked=False)
         with self.lock(items[0][0].directory):
-            return self._save_many(items)
+            return self._save_many(items, locked=True)
 
-    def _save_many(self, items: list[tuple[Location, bytes, float | None]]) -> list[BaseException | None]:
+    def _save_many(
+        self, items: list[tuple[Location, bytes, float | None]], *, locked: bool
+    ) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = [None] * len(items)
         plain: list[int] = []
         if items:
             directory = items[0][0].directory
             names = [name for loc, _, _ in items for name in (loc.log, loc.sidecar)]
-            kinds = self.storage.kinds(directory, names)
+            with boundary(None, self.storage, directory):
+                if not locked:
+                    self.check_format(writing=True)
+                kinds = self.storage.kinds(directory, names)
             # A key given twice keeps the caller's order: only a key's single item may skip ahead.
             seen: dict[str, int] = {}
             for loc, _, _ in items:
@@ -528,7 +590,11 @@ class Engine:
                     plain.append(index)
                     continue
                 try:
-                    self._save(loc, payload, expiry)
+                    if locked:
+                        self._save(loc, payload, expiry)
+                    else:
+                        with self.lock(directory, loc.key):
+                            self._save(loc, payload, expiry)
                 except Exception as exc:
                     outcomes[index] = exc
             if plain:
@@ -653,10 +719,80 @@ class Engine:
             InvalidArgumentError: if ``function`` returned an awaitable (nothing is
                 written; a coroutine is closed first).
             SerializationError: if the result cannot be stored (nothing is written).
+            StorageError: errno EBUSY, where locks are not cheap, when every one of
+                ``CAS_ATTEMPTS`` compare-and-swap attempts lost to another writer.
             Whatever ``function`` raises (nothing is written).
+
+        Locking: under the directory lock ``function`` runs once. Where locks are not
+        cheap (``Storage.locks_are_cheap``) an entry with no sidecar and no log, under a
+        short name, given no new expiry, is updated by compare-and-swap instead: read the
+        document and its version, apply ``function``, write only if the document is still
+        at that version (or, for a new entry, still absent), else start again. Then
+        ``function`` may run more than once (it must not have other effects), and the
+        update does not wait for a holder of ``lock()``: a read-modify-write that must
+        not race it is written as ``update()`` too. The rest take the lock (as ``save``).
         """
+        unbound = expiry is MISSING or expiry is None
+        if not self.storage.locks_are_cheap and unbound and not is_hashed_name(loc.name):
+            outcome = self._update_swapping(loc, function, default)
+            if outcome is not _NEEDS_LOCK:
+                return outcome
         with self.lock(loc.directory, loc.key):
             return self._update(loc, function, default, expiry)
+
+    def _update_swapping(self, loc: Location, function: Callable[[Any], Any], default: Any) -> Any:
+        """``update()`` as a compare-and-swap loop; ``_NEEDS_LOCK`` (nothing written) if
+        the entry has a sidecar or a log, which the locked update handles.
+
+        The kinds are checked again on every attempt: a sidecar or log made since the
+        last one sends the update to the lock. Accepted race: a save with an expiry of
+        the very bytes on disk rewrites only the sidecar, so a swap after it succeeds and
+        its result is unbound (no expiry), as if the update had followed a plain save.
+        """
+        storage = self.storage
+        path = storage.locator(loc.directory, loc.document)
+        delay = _CAS_FIRST_BACKOFF
+        for _ in range(CAS_ATTEMPTS):
+            with boundary(loc.key, storage, loc.directory, loc.document):
+                self.check_format(writing=True)
+                log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
+                if log_kind is not None or sidecar_kind is not None:
+                    return _NEEDS_LOCK
+                found = storage.read_versioned(loc.directory, loc.document)
+                if found is None:
+                    if default is MISSING:
+                        raise self.not_found(loc)
+                    current = orjson.loads(encode_document(loc.key, default))
+                else:
+                    current = decode_document(loc.key, path, found.data)
+            result = self._applied(loc, path, function, current)
+            with located(path=path):
+                payload = encode_document(loc.key, result)
+            with boundary(loc.key, storage, loc.directory, loc.document):
+                self._prepare_directory(loc)
+                version = None if found is None else found.version
+                if storage.write_if(loc.directory, loc.document, payload, version=version, durable=self.durable):
+                    return result
+            # Jittered, growing backoff: contenders that collided spread out instead of colliding again.
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, _CAS_MAX_BACKOFF)
+        raise StorageError(
+            f"update() lost {CAS_ATTEMPTS} compare-and-swap attempts in a row to other writers",
+            key=loc.key,
+            path=path,
+            errno=errno.EBUSY,
+        )
+
+    def _applied(self, loc: Location, path: str, function: Callable[[Any], Any], current: Any) -> Any:
+        """``function(current)``, refusing an awaitable (see ``update``)."""
+        result = function(current)
+        if inspect.isawaitable(result):
+            # An async callable that iscoroutinefunction() cannot see (a callable object, a
+            # lambda returning a coroutine). Closed so it never warns "never awaited".
+            if inspect.iscoroutine(result):
+                result.close()
+            raise InvalidArgumentError(SYNCHRONOUS_UPDATE, key=loc.key, path=path)
+        return result
 
     def _update(
         self,
@@ -675,13 +811,7 @@ class Engine:
                 current, current_expiry = orjson.loads(encode_document(loc.key, default)), None
             else:
                 current, current_expiry = decode_document(loc.key, path, found[0]), found[1]
-        result = function(current)
-        if inspect.isawaitable(result):
-            # An async callable that iscoroutinefunction() cannot see (a callable object, a
-            # lambda returning a coroutine). Closed so it never warns "never awaited".
-            if inspect.iscoroutine(result):
-                result.close()
-            raise InvalidArgumentError(SYNCHRONOUS_UPDATE, key=loc.key, path=path)
+        result = self._applied(loc, path, function, current)
         with located(path=path):
             payload = encode_document(loc.key, result)
         self._save(loc, payload, current_expiry if expiry is MISSING else expiry)  # type: ignore[arg-type]

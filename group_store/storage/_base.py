@@ -97,10 +97,17 @@ class Storage(abc.ABC):
             ``DataStore`` then reads inline instead of hopping to a worker thread.
         shared_between_processes: Whether two processes opening the same root see each
             other's writes and locks (local files, object storage: yes; memory: no).
+        locks_are_cheap: Whether ``lock()`` costs about as much as a read (local files,
+            memory: yes; object storage, where a lock is a lease object taken and released
+            by requests: no). Where it is false the store runs a plain save (no expiry, no
+            sidecar, no log, no hashed name) without the lock and ``update()`` as a
+            compare-and-swap loop on ``read_versioned`` and ``write_if``; those then do not
+            wait for a holder of ``lock()`` (see ``Engine.save`` for what still takes it).
     """
 
     blocking_io_is_cheap: bool = True
     shared_between_processes: bool = True
+    locks_are_cheap: bool = True
 
     # -- naming -------------------------------------------------------------------
 
