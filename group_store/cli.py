@@ -2,10 +2,11 @@
 
 Every command takes the store first, a directory or an ``s3://bucket/prefix`` URL
 (opened by the library as ``Store(url)`` does: an ``S3Storage`` configured from the
-AWS environment), and a key as the ``narrow()`` segments followed by the entry key. Exit codes: 0 success, 1 differences or
-problems found (``diff``, ``verify``, and commands that skipped something), 2 any
-error or bad input (usage, a missing store or key, a damaged archive, a refusal
-of the file system), 130 interrupted.
+AWS environment), and a key as the ``narrow()`` segments followed by the entry key.
+Exit codes: 0 success, 1 differences or problems found (``diff``, ``verify``, and
+commands that skipped something), 2 any error or bad input (usage, a missing store
+or key, a damaged archive, a refusal of the file system or object storage), 130
+interrupted.
 
 Errors: one boundary (``_Boundary``, the click group every command belongs to)
 turns every exception a command lets out into ``Failure``: exactly one line on
