@@ -1,10 +1,12 @@
 """The ``group-store`` command line: a thin shell over the library's public functions.
 
-Every command takes the store directory first and a key as the ``narrow()``
-segments followed by the entry key. Exit codes: 0 success, 1 differences or
-problems found (``diff``, ``verify``, and commands that skipped something), 2 any
-error or bad input (usage, a missing store or key, a damaged archive, a refusal
-of the file system), 130 interrupted.
+Every command takes the store first, a directory or an ``s3://bucket/prefix`` URL
+(opened by the library as ``Store(url)`` does: an ``S3Storage`` configured from the
+AWS environment), and a key as the ``narrow()`` segments followed by the entry key.
+Exit codes: 0 success, 1 differences or problems found (``diff``, ``verify``, and
+commands that skipped something), 2 any error or bad input (usage, a missing store
+or key, a damaged archive, a refusal of the file system or object storage), 130
+interrupted.
 
 Errors: one boundary (``_Boundary``, the click group every command belongs to)
 turns every exception a command lets out into ``Failure``: exactly one line on
@@ -298,19 +300,48 @@ def _count(number: int, singular: str, plural: str) -> str:
     return f"{number} {singular if number == 1 else plural}"
 
 
-def _existing_store(path: str) -> Path:
+# A store as the command line names it: a local directory, or an s3:// URL (kept a str,
+# which the library's composition root opens as an S3Storage).
+_Root = Path | str
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith("s3://")
+
+
+def _root(text: str) -> _Root:
+    return text if _is_url(text) else Path(text)
+
+
+def _existing_store(path: str) -> _Root:
+    """The store at ``path``; a ``Failure`` if there is none.
+
+    A directory must exist. A bucket has no directories: an ``s3://`` store exists once
+    its bucket does, and one listing checks that now (a missing bucket, refused
+    credentials or an unreachable endpoint fail here, with the library's error, not as
+    an empty store).
+    """
+    if _is_url(path):
+        Store(path).children()
+        return path
     root = Path(path)
     if not root.is_dir():
         _fail(f"no store at {str(root)!r} (not a directory)", kind="NotFound", path=root)
     return root
 
 
-def _view(root: Path, segments: Sequence[str]) -> Store:
+def _store_or_path(text: str) -> Store | str:
+    """What a tool is given for a store or archive argument: a store opened on an
+    ``s3://`` URL (the tools read a bare string as a local path or archive), else ``text``."""
+    return Store(_existing_store(text)) if _is_url(text) else text
+
+
+def _view(root: _Root, segments: Sequence[str]) -> Store:
     store = Store(root)
     return store.narrow(*segments) if segments else store
 
 
-def _existing_view(root: Path, segments: Sequence[str]) -> Store:
+def _existing_view(root: _Root, segments: Sequence[str]) -> Store:
     """The sub-store ``segments`` of the store at ``root``; a ``Failure`` if it does not exist
     (reading one would show an empty store, hiding a mistyped name)."""
     view = _view(root, segments)
@@ -359,12 +390,12 @@ def _size(count: int) -> str:
     return f"{count} B"  # pragma: no cover - unreachable
 
 
-def _entry_count(root: Path) -> int:
+def _entry_count(root: _Root) -> int:
     counted = store_stats(root, on_error=_ignore)
     return counted.documents + counted.logs
 
 
-def _directory_count(root: Path) -> int:
+def _directory_count(root: _Root) -> int:
     return store_stats(root, on_error=_ignore).directories
 
 
@@ -418,8 +449,9 @@ def _request_traceback(ctx: click.Context, _: click.Parameter, value: bool) -> b
 def cli() -> None:
     """Inspect and maintain group_store directories.
 
-    STORE is the store's root directory; KEY... is the narrow() keys followed
-    by the entry key (group-store get ./data alice agent).
+    STORE is the store's root directory or an s3://bucket/prefix URL (configured
+    from the AWS environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...); KEY... is
+    the narrow() keys followed by the entry key (group-store get ./data alice agent).
     """
 
 
@@ -536,9 +568,11 @@ def get(store: str, keys: tuple[str, ...], last: int | None, as_json: bool) -> N
     _echo_json(value, 0 if as_json else orjson.OPT_INDENT_2)
 
 
-def _absent_sub_store(root: Path, segments: tuple[str, ...]) -> str | None:
+def _absent_sub_store(root: _Root, segments: tuple[str, ...]) -> str | None:
     """The first of ``root`` and its sub-stores ``segments`` that does not exist, as the user names it."""
-    if not root.is_dir():
+    if isinstance(root, str):
+        _existing_store(root)  # a bucket is never created here: its absence is an error
+    elif not root.is_dir():
         return f"store at {str(root)!r}"
     for depth in range(1, len(segments) + 1):
         if not _has_sub_stores(Store(root), segments[:depth]):
@@ -571,7 +605,7 @@ def put(
         _fail("pass --value or --file, not both")
     if ttl is not None and expires_at is not None:
         _fail("pass --ttl or --expires-at, not both")
-    absent = None if create else _absent_sub_store(Path(store), segments)
+    absent = None if create else _absent_sub_store(_root(store), segments)
     if absent is not None:
         _fail(f"no {absent}: check the name, or pass --create to create it", kind="NotFound", path=store)
     if value_text is not None:
@@ -586,7 +620,7 @@ def put(
         _fail(f"the value is not valid JSON: {exc}")
     except InexactJSONError as exc:
         _fail(f"the value cannot be stored exactly: {exc}")
-    view = _view(Path(store), segments)
+    view = _view(_root(store), segments)
     view.save(key, value, ttl=ttl, expires_at=expires_at)
     expires = view.expires_at(key)
     result = {"key": list(keys), "expires_at": expires.isoformat() if expires else None}
@@ -715,10 +749,10 @@ def fmt(store: str, as_json: bool) -> None:
 def diff(a: str, b: str, as_json: bool) -> None:
     """Compare two stores or archives entry by entry; exit 1 if they differ."""
     for side in (a, b):
-        if not Path(side).exists():
+        if not _is_url(side) and not Path(side).exists():
             _fail(f"no store or archive at {side!r}", kind="NotFound", path=side)
     skipped = _Skipped()
-    result = diff_stores(a, b, on_error=skipped)
+    result = diff_stores(_store_or_path(a), _store_or_path(b), on_error=skipped)
     changes = [{"address": list(c.address), "change": c.change, "detail": c.detail} for c in result.changes]
     lines = []
     for c in result.changes:
@@ -757,8 +791,9 @@ def import_(archive: str, destination: str, as_json: bool) -> None:
     if not Path(archive).is_file():
         _fail(f"no archive at {archive!r}", kind="NotFound", path=archive)
     skipped = _Skipped()
+    target = _store_or_path(destination)
     with _progress("importing", None) as advance:
-        count = import_store(archive, destination, progress=advance, on_error=skipped)
+        count = import_store(archive, target, progress=advance, on_error=skipped)
     result = {"destination": destination, "entries": count, "skipped": skipped.count}
     _emit(as_json, result, f"imported {_count(count, 'entry', 'entries')} into {destination}")
     skipped.exit_if_any()

@@ -310,6 +310,7 @@ def bump(name: str, key: str, current: Record | None) -> dict[str, Any]:
     return row(name, key, None, current["rank"] + 1 if current else 0)
 
 
+@pytest.mark.not_on_s3("60 random histories: ~20 s of serialized requests (the seam's model test runs on S3)")
 @settings(max_examples=60, deadline=None)
 @given(operations)
 def test_table_matches_a_dict_model(
@@ -577,6 +578,7 @@ def test_a_table_read_refused_for_lack_of_descriptors_is_a_typed_error_naming_th
     assert done.stdout.strip() == str(tmp_path / "t" / "p" / "records.json")
 
 
+@pytest.mark.not_on_s3("~15 s of contended lease round trips; contention on S3 is in tests/s3/test_s3_storage.py")
 def test_threads_share_one_table(tmp_path: Path) -> None:
     table = make(tmp_path)
 

@@ -33,10 +33,13 @@ from .._format.layout import Listing as Listing
 class Version:
     """An opaque token naming one state of one file, from ``read_versions()``.
 
-    Two tokens compare equal only if they name the same state; a backend whose
-    tokens could be reused by a later state (an inode number, for instance) must
-    make them compare unequal instead (the local backend pins the inode while the
-    token lives). The only uses are ``is_current()`` and ``write_if()``.
+    Two tokens compare equal only if they name the same state, or states with the
+    very same bytes (a content hash, such as S3's ETag, is reused by an identical
+    rewrite: swapping against identical bytes is swapping against that state); a
+    backend whose tokens could be reused by a later state with other bytes (an inode
+    number, for instance) must make them compare unequal instead (the local backend
+    pins the inode while the token lives). The only uses are ``is_current()`` and
+    ``write_if()``.
     """
 
     __slots__ = ()

@@ -127,3 +127,34 @@ class S3Server:
         self._server.shutdown()
         self._thread.join()
         self._server.server_close()
+
+
+def check_conditional_writes(server: S3Server) -> list[str]:
+    """What the server gets wrong about If-None-Match and If-Match on PUT (empty: nothing).
+
+    The S3 tests rely on both (compare-and-swap, leases); moto serialised by ``Serialized``
+    honours them, and this canary says so before any test runs.
+    """
+    import obstore
+    from obstore.exceptions import AlreadyExistsError, PreconditionError
+    from obstore.store import S3Store
+
+    bucket = server.create_bucket()
+    config = {key: value for key, value in server.options().items() if key != "allow_http"}
+    store = S3Store(bucket, config=config, client_options={"allow_http": True})  # type: ignore[arg-type]
+    first = obstore.put(store, "canary", b"1", mode="create")
+    problems = []
+    try:
+        obstore.put(store, "canary", b"2", mode="create")
+        problems.append("If-None-Match: * did not refuse an existing object")
+    except AlreadyExistsError:
+        pass
+    try:
+        obstore.put(store, "canary", b"3", mode={"e_tag": '"0123456789abcdef0123456789abcdef"'})
+        problems.append("If-Match with a stale ETag did not refuse")
+    except PreconditionError:
+        pass
+    obstore.put(store, "canary", b"4", mode={"e_tag": first["e_tag"]})
+    if bytes(obstore.get(store, "canary").bytes()) != b"4":
+        problems.append("the conditional PUT did not write")
+    return problems
