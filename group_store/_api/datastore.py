@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
-import anyio.lowlevel
 
 from .._engine.engine import MISSING, Engine
 from .._engine.sweep import sweep
@@ -21,6 +20,7 @@ from .._format.layout import Location
 from ..storage._base import Storage
 from .composition import open_storage
 from .handle import WriteHandle, settled
+from .loop import checkpoint
 from .store import Store
 from .view import Ttl, View
 from .writer import DEFAULT_MAX_PENDING_BYTES, Writer, WriterStatistics
@@ -240,7 +240,7 @@ class DataStore(View):
             return await anyio.to_thread.run_sync(function, *args)
         result = function(*args)
         # Still a checkpoint: a loop of loads lets other tasks run and can be cancelled.
-        await anyio.lowlevel.checkpoint()
+        await checkpoint()
         return result
 
     async def _settled_document(self, loc: Location) -> tuple[bytes, float | None] | None:

@@ -12,6 +12,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 from anyio.lowlevel import EventLoopToken, current_token
 
+from .loop import LoopEvent, Wake
+
 T = TypeVar("T")
 logger = logging.getLogger("group_store")
 
@@ -65,7 +67,7 @@ class WriteHandle(Generic[T]):
         self._error: BaseException | None = None
         # Created only when someone waits (see _guard).
         self._event: threading.Event | None = None
-        self._waiters: list[tuple[EventLoopToken, anyio.Event]] | None = None
+        self._waiters: list[Wake] | None = None
         self._callbacks: list[tuple[Callable[[WriteHandle[T]], object], EventLoopToken | None]] | None = None
 
     def done(self) -> bool:
@@ -158,22 +160,18 @@ class WriteHandle(Generic[T]):
             event.set()
         for callback, token in callbacks or ():
             self._call_back(callback, token)
-        for token, loop_event in waiters or ():
-            # That event loop has ended (or is closing): nobody is left to wake, and the
-            # writer thread that calls this must never die of it.
-            with contextlib.suppress(anyio.RunFinishedError, RuntimeError):
-                token.backend_class.run_sync_soon(loop_event.set, (), token.native_token)
+        for wake in waiters or ():
+            wake()  # never raises: the writer thread that calls this must never die of it
 
     async def _wait(self) -> T:
         if not self._done:
-            event = anyio.Event()
-            entry = (current_token(), event)
+            event = LoopEvent()
             with _guard:
                 registered = not self._done
                 if registered:
                     if self._waiters is None:
                         self._waiters = []
-                    self._waiters.append(entry)
+                    self._waiters.append(event.wake)
             if registered:
                 try:
                     # Woken at least every _POLL_SECONDS: Python runs a signal handler
@@ -181,12 +179,11 @@ class WriteHandle(Generic[T]):
                     # never reached the event loop's select() would otherwise wait here
                     # for ever (seen: Ctrl-C during a durable flush hung 1 run in ~10).
                     while not event.is_set():
-                        with anyio.move_on_after(_POLL_SECONDS):
-                            await event.wait()
+                        await event.wait(_POLL_SECONDS)
                 finally:
                     with _guard:
-                        if self._waiters is not None and entry in self._waiters:
-                            self._waiters.remove(entry)
+                        if self._waiters is not None and event.wake in self._waiters:
+                            self._waiters.remove(event.wake)
         return self._outcome()
 
     def __await__(self) -> Generator[Any, None, T]:

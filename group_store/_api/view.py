@@ -19,6 +19,8 @@ from ..storage._base import Storage
 
 Ttl = float | timedelta | None
 
+_REMEMBERED_LOCATIONS = 1024
+
 
 class View:
     """A directory of the store: the root, or a ``narrow()``-ed sub-store."""
@@ -32,6 +34,9 @@ class View:
         self._segments = segments
         self._directory = encode_directory(segments)
         self._root_locator = self._engine.storage.locator(self._directory)
+        # Recent keys' locations in this directory (a view's own: a copy placed elsewhere
+        # gets a fresh one). Encoding a key costs more than the dict lookup that replaces it.
+        self._locations: dict[str, Location] = {}
 
     def _narrowed(self, keys: Sequence[str]) -> Self:
         """A copy of this view at ``keys`` below it, sharing its engine (and a DataStore's writer).
@@ -94,10 +99,20 @@ class View:
     # when there is an error to name it in.
 
     def _location(self, key: str) -> Location:
+        # Exactly str: anything else (unhashable, or a subclass with its own equality) is
+        # encoded, and refused there if it is not a key.
+        exact = type(key) is str
+        if exact and (loc := self._locations.get(key)) is not None:
+            return loc
         try:
-            return self._engine.location(self._directory, self._segments, key)
+            loc = self._engine.location(self._directory, self._segments, key)
         except GroupStoreError as exc:
             raise _naming(exc, None, self._root_locator) from exc.__cause__
+        if exact:
+            if len(self._locations) >= _REMEMBERED_LOCATIONS:
+                self._locations.clear()
+            self._locations[key] = loc
+        return loc
 
     def _path(self, loc: Location, name: str) -> str:
         return self._engine.storage.locator(loc.directory, name)

@@ -154,7 +154,8 @@ class Writer:
         """Wait for room in the queue. Caller holds the condition."""
         if self._closed:
             raise StoreClosedError("the DataStore is closed; no more writes")
-        if threading.current_thread() is self._thread:
+        thread = self._thread
+        if thread is not None and thread.ident == threading.get_ident():
             return  # the writer never waits for itself
         while self._pending_bytes and self._pending_bytes + size > self._max_pending_bytes:
             self._start_thread()

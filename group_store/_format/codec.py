@@ -189,8 +189,9 @@ def loads_exact(raw: bytes | str) -> Any:
     return _loads(data, 0)[0]
 
 
-def decode_document(key: str, path: str, raw: bytes) -> Any:
-    """Parse a document file exactly.
+def decode_document(key: str, path: str | None, raw: bytes) -> Any:
+    """Parse a document file exactly (``path`` may be ``None`` where the caller's error
+    boundary names the file: building a path per read costs more than the parse).
 
     Raises:
         CorruptEntryError: naming ``key``, ``path`` and the reason, if ``raw`` is not

@@ -60,9 +60,16 @@ class Listing(NamedTuple):
     kind: Kind
 
 
-def temp_name(name: str) -> str:
-    """An unpredictable hidden temporary name beside ``name``."""
-    return f".{name}.{secrets.token_hex(8)}{TEMP_SUFFIX}"
+def temp_name(name: str, token: int | None = None) -> str:
+    """A hidden temporary name beside ``name``, built from a 64-bit ``token`` (random if not given).
+
+    The token needs only to be unique among concurrent writers: what makes a temporary
+    file safe against a name planted in advance is how it is opened (``O_CREAT | O_EXCL
+    | O_NOFOLLOW``: a planted name is refused, never followed).
+    """
+    if token is None:
+        token = secrets.randbits(64)
+    return f".{name}.{token:016x}{TEMP_SUFFIX}"
 
 
 def is_temp_name(name: str) -> bool:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from .._errors import UnsafeFileError
@@ -54,8 +52,7 @@ class DirectoryTree:
     def path(self, directory: str) -> Path:
         return self.root / directory if directory else self.root
 
-    @contextmanager
-    def open(self, directory: str, create: bool) -> Iterator[int | None]:
+    def open(self, directory: str, create: bool) -> _Opened:
         """``directory``'s descriptor for the ``with`` body, or ``None`` if it does not
         exist (never with ``create``, which makes every missing component).
 
@@ -63,12 +60,7 @@ class DirectoryTree:
             UnsafeFileError: if a component is a symlink or not a directory.
             OSError: if the file system refuses.
         """
-        fd = self._open(directory, create)
-        try:
-            yield fd
-        finally:
-            if fd is not None and directory:
-                os.close(fd)
+        return _Opened(self._open(directory, create), directory)
 
     def _open(self, directory: str, create: bool) -> int | None:
         fd = self._open_root(create)
@@ -204,3 +196,22 @@ def _forget(guard: threading.Lock, counts: dict[str, int], synced: dict[str, int
         for name, count in synced.items():
             if counts.get(name) == count:
                 del counts[name]
+
+
+class _Opened:
+    """A directory descriptor held for a ``with`` body (the root's is kept open).
+
+    A class, not a ``@contextmanager`` generator: every file operation opens one.
+    """
+
+    __slots__ = ("directory", "fd")
+
+    def __init__(self, fd: int | None, directory: str) -> None:
+        self.fd, self.directory = fd, directory
+
+    def __enter__(self) -> int | None:
+        return self.fd
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.fd is not None and self.directory:
+            os.close(self.fd)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import stat
 import time
 import weakref
@@ -52,6 +53,12 @@ _SNAPSHOT_ATTEMPTS = 16
 
 GROUP_COMMIT_DESCRIPTORS = 64
 """Temporary files a durable ``write_many`` holds open at once (fsynced in parallel, then renamed)."""
+
+# Temporary-name tokens: 64 bits from a generator seeded by the OS, again in every forked
+# child (two children of one parent must not draw the same names). Not ``secrets``: that
+# is a system call per save, and uniqueness is all a token needs (see ``temp_name``).
+_temp_tokens = random.Random()
+os.register_at_fork(after_in_child=_temp_tokens.seed)
 
 _Read = tuple[bytes, int, os.stat_result]
 """A file's bytes, the descriptor they were read through (``-1`` once closed) and its status."""
@@ -346,7 +353,7 @@ class LocalStorage(Storage):
 
         No fstat: ``O_CREAT | O_EXCL`` makes a new regular file or fails. A refusal names ``name``.
         """
-        temp = temp_name(name)
+        temp = temp_name(name, _temp_tokens.getrandbits(64))
         try:
             return temp, os.open(temp, _TEMP_FLAGS, self.file_mode, dir_fd=dir_fd)
         except OSError as exc:
