@@ -11,7 +11,7 @@ import pytest
 from group_store import CorruptEntryError, Store, UnsafeFileError
 from group_store._format.expiry import digest, encode_sidecar
 from group_store._format.keys import encode_segment
-from group_store._format.layout import temp_name
+from group_store._format.layout import EXPIRY_INDEX, temp_name
 from group_store.storage._local import LocalStorage
 from group_store.testing import FakeClock
 
@@ -135,24 +135,47 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.mark.local_only("writes a malformed sidecar file on disk")
-def test_keys_skips_and_reports_an_entry_with_a_malformed_sidecar(
-    store: Store, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("index", ["kept", "removed"])
+def test_keys_skips_and_reports_an_entry_with_a_malformed_sidecar_unless_the_index_proves_it_live(
+    store: Store, caplog: pytest.LogCaptureFixture, index: str
 ) -> None:
+    # keys() reads a sidecar only where the expiry index cannot prove the entry live (as the
+    # sweep does); a proven entry is listed unread, like a document, and a malformed sidecar
+    # shows when the entry is read. Without an index, every sidecar is read.
     store.save("good", 1, ttl=100)
     store.save("plain", 2)
     store.save("bad", 3, ttl=100)
     (root_of(store) / "bad.meta.json").write_bytes(b"nonsense")
+    if index == "removed":
+        (root_of(store) / EXPIRY_INDEX).unlink()
     with caplog.at_level(logging.WARNING, logger="group_store"):
-        assert store.keys() == ["good", "plain"]
-    [warning] = _warnings(caplog)
-    assert "'bad'" in warning
-    assert "bad.meta.json" in warning
+        if index == "kept":
+            assert store.keys() == ["bad", "good", "plain"]
+            assert _warnings(caplog) == []
+        else:
+            assert store.keys() == ["good", "plain"]
+            [warning] = _warnings(caplog)
+            assert "'bad'" in warning
+            assert "bad.meta.json" in warning
     with pytest.raises(CorruptEntryError):
         store.load("bad")
     with pytest.raises(CorruptEntryError):
         store.exists("bad")
     with pytest.raises(CorruptEntryError):
         store.expires_at("bad")
+
+
+def test_keys_never_lists_an_expired_entry_the_index_lists_too_early(store: Store, clock: FakeClock) -> None:
+    # The index is early, never late: an entry saved again with a shorter TTL has two index
+    # records, and only the earliest may prove it live.
+    store.save("k", 1, ttl=1000)
+    store.save("k", 2, ttl=10)
+    clock.advance(20)
+    assert store.keys() == []
+    store.save("j", 1, ttl=10)
+    store.save("j", 2, ttl=1000)
+    clock.advance(20)
+    assert store.keys() == ["j"]
 
 
 @pytest.mark.local_only("symlinks")

@@ -68,6 +68,7 @@ from .._format.layout import (
     join,
     key_for_name,
 )
+from .._format.sweep_plan import to_read
 from ..storage._base import Kind, Storage, Version
 
 _TAIL_WINDOW = 64 * 1024
@@ -384,12 +385,20 @@ class Engine:
         for name in sorted(contents.documents & contents.logs):
             report_both(self.storage, directory, name)
         # Only two kinds of name need a read: a hashed one (its key file) and a document
-        # with a sidecar, or a sidecar that is not a regular file (its expiry). The rest,
-        # nearly every name of a listing, decode by themselves, outside any error boundary.
+        # with a sidecar, or a sidecar that is not a regular file (its expiry), unless the
+        # expiry index proves it live, as it does for the sweep (``to_read``: the index
+        # lists every bound expiry no later than it is). The rest, nearly every name of a
+        # listing, decode by themselves, outside any error boundary.
         timed = contents.sidecars | {
             name.removesuffix(SIDECAR_SUFFIX) for name in contents.unsafe if name.endswith(SIDECAR_SUFFIX)
         }
         now = self.clock()
+        if timed & contents.documents:
+            try:
+                index = self.read_index(directory, contents)
+            except (StorageError, UnsafeFileError):
+                index = None  # every sidecar is read, as without an index
+            timed -= to_read(contents, index, now).trusted.keys()
         keys: list[str] = []
         for name in contents.documents | contents.logs:
             if not is_hashed_name(name) and (name not in timed or name in contents.logs):
@@ -415,6 +424,20 @@ class Engine:
             keys.append(key)
         keys.sort()
         return keys
+
+    def read_index(self, directory: str, contents: DirectoryContents) -> bytes | None:
+        """The bytes of ``directory``'s expiry index, ``None`` if ``contents`` lists none.
+
+        Raises:
+            UnsafeFileError: if it is not a regular file. StorageError: if it cannot be read.
+        """
+        if EXPIRY_INDEX in contents.unsafe:
+            path = self.storage.locator(directory, EXPIRY_INDEX)
+            raise UnsafeFileError("expiry index is not a regular file; left as it is", path=path)
+        if EXPIRY_INDEX not in contents.hidden:
+            return None
+        with boundary(None, self.storage, directory, EXPIRY_INDEX):
+            return self.storage.read(directory, EXPIRY_INDEX)
 
     def child_directories(self, directory: str, contents: DirectoryContents, operation: str) -> list[tuple[str, str]]:
         """The sub-directories of ``directory`` that are narrowed sub-stores, as

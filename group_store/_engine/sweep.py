@@ -187,15 +187,8 @@ def _read_index(engine: Engine, directory: str, contents: DirectoryContents) -> 
     A non-regular or unreadable index is reported and left alone; every sidecar is
     then checked, which is what a missing index means anyway.
     """
-    if EXPIRY_INDEX in contents.unsafe:
-        path = engine.storage.locator(directory, EXPIRY_INDEX)
-        report_skipped(_OPERATION, UnsafeFileError("expiry index is not a regular file; left as it is", path=path))
-        return None, False
-    if EXPIRY_INDEX not in contents.hidden:
-        return None, True
     try:
-        with boundary(None, engine.storage, directory, EXPIRY_INDEX):
-            return engine.storage.read(directory, EXPIRY_INDEX), True
+        return engine.read_index(directory, contents), True
     except (StorageError, UnsafeFileError) as exc:
         report_skipped(_OPERATION, exc)
         return None, False
