@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import anyio
 
 from .._engine.engine import MISSING, Engine
-from .._engine.sweep import sweep
 from .._errors import KeyNotFoundError
 from .._format.codec import decode_document
 from .._format.expiry import Clock, is_expired
@@ -155,6 +154,8 @@ class DataStore(View):
 
     async def sweep(self) -> int:
         """Delete expired entries in this subtree (and crash leftovers); return how many entries."""
+        from .._engine.sweep import sweep  # imported on first use: most processes never sweep
+
         count: int = await self._writer.call(partial(sweep, self._engine, self._directory, self._segments))
         return count
 

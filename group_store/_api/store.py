@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from .._engine.engine import MISSING, Engine
-from .._engine.sweep import sweep
 from .._errors import KeyNotFoundError
 from .._format.expiry import Clock
 from ..storage._base import Storage
@@ -183,6 +182,8 @@ class Store(View):
 
     def sweep(self) -> int:
         """Delete expired entries in this subtree (and leftovers of crashes); return how many entries."""
+        from .._engine.sweep import sweep  # imported on first use: most processes never sweep
+
         return sweep(self._engine, self._directory, self._segments)
 
     def flush(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -132,6 +131,8 @@ class View:
         An async function's result would be a coroutine, which no JSON holds; one that
         this check cannot recognise is caught after the call (``Engine.update``).
         """
+        import inspect  # here, not at the top: it costs 6 ms to import, and only update() needs it
+
         if callable(function) and not inspect.iscoroutinefunction(function):
             return
         loc = self._location(key)
