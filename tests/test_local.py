@@ -16,6 +16,7 @@ import pytest
 
 from group_store import DataStore, GroupStoreError, StorageError, Store, UnsafeFileError
 from group_store._format.layout import FORMAT_MARKER, encode_format_marker
+from group_store.storage import Kind
 from group_store.storage._directories import _UNSYNCED_LIMIT
 from group_store.storage._local import LocalStorage
 from group_store.storage._pins import pin_budget
@@ -457,3 +458,47 @@ def test_a_log_linked_elsewhere_after_our_own_append_is_refused(tmp_path: Path) 
     with pytest.raises(UnsafeFileError):
         store.append("log", [2])
     assert (tmp_path / "outside.jsonl").read_bytes() == b"1\n"
+
+
+def test_threads_listing_the_root_at_once_each_see_every_entry(tmp_path: Path) -> None:
+    # The root's descriptor is shared between threads; a listing through it shares its
+    # position too, and each thread would miss entries (59 of 200 listings, before).
+    storage = LocalStorage(tmp_path / "root")
+    storage.write_many("", [(f"k{i}.json", b"{}\n") for i in range(3000)], durable=False)
+    names = [f"k{i}.json" for i in range(3000)]
+    short: list[int] = []
+
+    def list_and_check() -> None:
+        for _ in range(25):
+            if len(storage.scan("")) != 3000:
+                short.append(1)
+            if None in storage.kinds("", names):
+                short.append(2)
+
+    threads = [threading.Thread(target=list_and_check) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert short == []
+
+
+@pytest.mark.parametrize("others", [0, 1000])
+def test_kinds_of_a_batch_are_the_same_by_listing_or_by_stat(tmp_path: Path, others: int) -> None:
+    # A batch of >= 32 names is answered from one listing while the directory is small
+    # next to it (others=0), by one stat per name otherwise (others=1000): the same kinds.
+    storage = LocalStorage(tmp_path / "root")
+    storage.write_many("", [(f"o{i}.json", b"1\n") for i in range(others)] + [("file.json", b"1\n")], durable=False)
+    root = tmp_path / "root"
+    (root / "sub").mkdir()
+    (root / "link.json").symlink_to(root / "file.json")
+    os.mkfifo(root / "fifo.json")
+    names = ["file.json", "sub", "link.json", "fifo.json"] + [f"absent{i}.json" for i in range(40)]
+    expected = [Kind.FILE, Kind.DIRECTORY, Kind.OTHER, Kind.OTHER] + [None] * 40
+    assert storage.kinds("", names) == expected
+    # A batched write refuses the non-regular names and writes the rest.
+    outcomes = storage.write_many("", [(name, b"2\n") for name in names if name != "sub"], durable=False)
+    assert [type(outcome).__name__ for outcome in outcomes[:3]] == ["NoneType", "UnsafeFileError", "UnsafeFileError"]
+    assert outcomes[3:] == [None] * 40
+    assert (root / "link.json").is_symlink()
+    assert (root / "file.json").read_bytes() == b"2\n"
