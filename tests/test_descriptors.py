@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from group_store import Store
-from group_store.storage._local import GROUP_COMMIT_DESCRIPTORS, LocalStorage
+from group_store.storage._local import LocalStorage, group_commit_descriptors
 
 BURST = 5000
 
@@ -97,8 +97,18 @@ def test_a_batch_write_holds_a_bounded_number_of_descriptors_whatever_its_size(
         peak = max(peak, _open_descriptors())
 
     monkeypatch.setattr(LocalStorage, "_write_all", counting)
-    items = [(f"k{i}.json", b"%d\n" % i) for i in range(10 * GROUP_COMMIT_DESCRIPTORS)]
+    items = [(f"k{i}.json", b"%d\n" % i) for i in range(10 * group_commit_descriptors())]
     assert storage.write_many("", items, durable=durable) == [None] * len(items)
-    assert peak - before <= (GROUP_COMMIT_DESCRIPTORS if durable else 1)
+    assert peak - before <= (group_commit_descriptors() if durable else 1)
     assert (tmp_path / items[-1][0]).read_bytes() == items[-1][1]
     assert _open_descriptors() == before
+
+
+def test_a_group_commit_holds_at_most_an_eighth_of_the_descriptor_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+    try:
+        assert group_commit_descriptors() == min(256, hard) // 8
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert group_commit_descriptors() <= max(1, soft // 8)

@@ -14,7 +14,7 @@ goes); per process, at most ``IDLE_LOCK_DESCRIPTORS`` idle lock descriptors plus
 one per directory whose lock is held or awaited, plus at most ``pin_budget()``
 descriptors pinned by version tokens (``_pins``); per operation in progress, two
 during a walk, one for its directory after it, one per file it reads or writes,
-and at most ``GROUP_COMMIT_DESCRIPTORS`` temporary files in a durable group commit.
+and at most ``group_commit_descriptors()`` temporary files in a durable group commit.
 
 Not guaranteed: protection against a process that swaps a directory for a
 symlink between two of our own calls on platforms without ``O_NOFOLLOW``.
@@ -26,6 +26,7 @@ import contextlib
 import errno
 import os
 import random
+import resource
 import stat
 import time
 import weakref
@@ -56,8 +57,21 @@ _LISTING_MIN_NAMES = 32
 _LISTING_ENTRIES_PER_NAME = 8
 """When ``_kinds_in`` reads a listing instead of one ``stat`` per name (see there)."""
 
-GROUP_COMMIT_DESCRIPTORS = 64
-"""Temporary files a durable ``write_many`` holds open at once (fsynced in parallel, then renamed)."""
+GROUP_COMMIT_DESCRIPTORS = 256
+"""Temporary files a durable ``write_many`` holds open at once at most (fsynced in parallel,
+then renamed): the file system folds concurrent fsyncs into one journal commit, so the
+larger the group, the fewer commits (1,000 durable saves: 0.30 s in groups of 64, 0.17 s
+in groups of 256, on this project's benchmark machine)."""
+
+
+def group_commit_descriptors() -> int:
+    """Temporary files a durable group commit holds open at once: ``GROUP_COMMIT_DESCRIPTORS``,
+    or an eighth of the soft ``RLIMIT_NOFILE`` if that is less (as the pins' budget)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return GROUP_COMMIT_DESCRIPTORS
+    return max(1, min(GROUP_COMMIT_DESCRIPTORS, soft // 8))
+
 
 # Temporary-name tokens: 64 bits from a generator seeded by the OS, again in every forked
 # child (two children of one parent must not draw the same names). Not ``secrets``: that
@@ -261,7 +275,7 @@ class LocalStorage(Storage):
 
         Not durable: each file is written to a temporary file, closed and renamed
         into place before the next, so one descriptor is open at a time. Durable:
-        in chunks of ``GROUP_COMMIT_DESCRIPTORS``, every temporary file is written,
+        in chunks of ``group_commit_descriptors()``, every temporary file is written,
         all are fsynced in parallel (the file system folds concurrent fsyncs into
         few journal commits), then each is renamed into place; the directory is
         fsynced once after the last chunk, then every directory this object created
@@ -290,8 +304,9 @@ class LocalStorage(Storage):
             for index, (name, data) in enumerate(items):
                 outcomes[index] = self._write_one(dir_fd, directory, name, data, kinds[index])
             return outcomes
-        for start in range(0, len(items), GROUP_COMMIT_DESCRIPTORS):
-            chunk = range(start, min(start + GROUP_COMMIT_DESCRIPTORS, len(items)))
+        group = group_commit_descriptors()
+        for start in range(0, len(items), group):
+            chunk = range(start, min(start + group, len(items)))
             self._commit_chunk(dir_fd, directory, items, kinds, chunk, outcomes)
         try:
             os.fsync(dir_fd)
