@@ -4,6 +4,7 @@ size: bursts of saves succeed under a low RLIMIT_NOFILE."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
