@@ -91,9 +91,9 @@ SYSCALL_OPS = {
 
 
 def duration(seconds: float) -> str:
-    if seconds >= 1:
+    if abs(seconds) >= 1:
         return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
+    if abs(seconds) >= 1e-3:
         return f"{seconds * 1e3:.3g} ms"
     return f"{seconds * 1e6:.3g} µs"
 
@@ -104,7 +104,7 @@ def median(values: list[float]) -> float:
 
 def spread(values: list[float]) -> str:
     middle = median(values)
-    return f"±{(max(values) - min(values)) / middle * 100:.0f}%" if middle and len(values) > 1 else ""
+    return f"±{(max(values) - min(values)) / abs(middle) * 100:.0f}%" if middle and len(values) > 1 else ""
 
 
 def figure(values: list[float], per: int = 1) -> str:
@@ -665,30 +665,39 @@ IMPORTS = [
     ("import asyncio", "", "(reference)"),
     ("import anyio", "", "(reference)"),
 ]
+# argv: the scratch directory, then load or save. Prints the median empty asyncio.run (of 5,
+# after one untimed), then the first and the second asyncio.run of the operation on one DataStore.
 FIRST_AWAIT = """
-import asyncio, sys, tempfile, time
+import asyncio, statistics, sys, tempfile, time
 from group_store import DataStore, KeyNotFoundError
-async def empty(): pass
+async def empty():
+    pass
 async def load(store):
     try:
         await store.load("missing")
     except KeyNotFoundError:
         pass
+async def save(store):
+    await store.save("k", {"x": 1})
+def timed(coroutine):
+    start = time.perf_counter()
+    asyncio.run(coroutine)
+    return time.perf_counter() - start
 asyncio.run(empty())
+base = statistics.median(timed(empty()) for _ in range(5))
 store = DataStore(tempfile.mkdtemp(dir=sys.argv[1]))
-t0 = time.perf_counter(); asyncio.run(empty())
-t1 = time.perf_counter(); asyncio.run(load(store))
-t2 = time.perf_counter(); asyncio.run(load(store))
-t3 = time.perf_counter()
+operation = load if sys.argv[2] == "load" else save
+first = timed(operation(store))
+second = timed(operation(store))
 asyncio.run(store.aclose())
-print(t2 - t1 - (t1 - t0), t3 - t2 - (t1 - t0))
+print(base, first, second)
 """
 
 
-def bare(run: Runner, code: str) -> list[float]:
-    """Run ``code`` in a fresh interpreter (cwd: the scratch directory); the floats it prints."""
+def bare(run: Runner, code: str, *argv: str) -> list[float]:
+    """Run ``code`` in a fresh interpreter (cwd and argv[1]: the scratch directory); the floats it prints."""
     output = subprocess.run(
-        [sys.executable, "-c", code, str(run.scratch)],
+        [sys.executable, "-c", code, str(run.scratch), *argv],
         env=run.env,
         cwd=run.scratch,
         capture_output=True,
@@ -703,31 +712,25 @@ def bare(run: Runner, code: str) -> list[float]:
 def section_import(run: Runner, scale: float) -> str:
     repeats = max(7, run.repeats)
     timings: dict[int, list[float]] = {i: [] for i in range(len(IMPORTS))}
-    awaits: list[list[float]] = []
-    for _ in range(repeats):  # statements take turns, as peers do
+    awaits: dict[str, list[list[float]]] = {"load": [], "save": []}
+    for _ in range(repeats):  # the statements take turns, as peers do
         for i, (statement, before, _target) in enumerate(IMPORTS):
             code = f"{before}\nimport time\nt = time.perf_counter()\n{statement}\nprint(time.perf_counter() - t)"
             timings[i] += bare(run, code)
-        awaits.append(bare(run, FIRST_AWAIT))
+        for operation, runs in awaits.items():
+            runs.append(bare(run, FIRST_AWAIT, operation))
     rows = [
-        [
-            f"`{statement}`" + (f" (after `{before}`)" if before else ""),
-            figure(timings[i]),
-            duration(min(timings[i])),
-            target,
-        ]
+        [f"`{statement}`" + (f" (after `{before}`)" if before else ""), figure(timings[i]), duration(min(timings[i])),
+         target]
         for i, (statement, before, target) in enumerate(IMPORTS)
-    ]
-    first, warm = [a[0] for a in awaits], [a[1] for a in awaits]
-    rows.append(
-        [
-            "first `await store.load(missing)` of a DataStore, over an empty `asyncio.run`",
-            figure(first),
-            duration(min(first)),
-            "",
-        ]
-    )
-    rows.append(["the second one (warm), over an empty `asyncio.run`", figure(warm), duration(min(warm)), ""])
+    ]  # fmt: skip
+    empty = [base for runs in awaits.values() for base, _, _ in runs]
+    rows.append(["`asyncio.run` of an empty coroutine (the baseline below)", figure(empty), duration(min(empty)), ""])
+    for operation, call in (("load", "`await store.load(missing)`"), ("save", "`await store.save(k, v)`")):
+        for index, which in ((1, "first"), (2, "second")):
+            over = [run[index] - run[0] for run in awaits[operation]]
+            label = f"{which} {call} of a fresh DataStore, over the baseline"
+            rows.append([label, figure(over), duration(min(over)), ""])
     header = [f"in a fresh interpreter (median of {repeats})", "time", "min", "target"]
     return table(header, rows)
 
