@@ -77,6 +77,49 @@ SECTIONS = {
     "scaling": "6. scaling",
     "syscalls": "7. syscalls per operation",
 }
+# What each section's table measures, printed under it.
+NOTES = {
+    "save": (
+        "Documents of ~1 KiB (`suite.documents`); the raw loop is `suite.Raw._write` (a temp file created, "
+        "written, closed and renamed over the name). Per save: the loop's time / its count."
+    ),
+    "ttl-keys": (
+        "Both directories hold the same ~1 KiB documents, saved through `Store.save`, one directory with "
+        "`ttl=3600`. `keys()` is timed once per fresh process, after a warm-up on "
+        "another store."
+    ),
+    "sweep": (
+        'Built once (`Store.narrow(f"d{j}").save(..., ttl=3600)`, entries dealt round-robin over the '
+        "directories), swept in a fresh process each repeat; every sweep asserts it removed nothing."
+    ),
+    "table": (
+        "Table `records` with fields `id`, `data`, `status` (key `id`, no partitions: 64 shards); records of "
+        "~250 B. Each repeat is a fresh process that reads the whole table once untimed (`count()`), then "
+        "times the upserts, alternately a random existing key (changed data) and a new key. The SQLite peer: "
+        "WAL, `synchronous=NORMAL`, the record as JSON text with the table's times, `INSERT ... ON CONFLICT "
+        "DO UPDATE` and a commit per upsert, as in `bench_tables.py`. Fill: one call, timed once."
+    ),
+    "import": (
+        "Each figure is `t = time.perf_counter(); <statement>; print(time.perf_counter() - t)` inside a fresh"
+        " `python -c`, the statements taking turns; interpreter start-up is outside it. The await rows run in"
+        " one fresh interpreter per row and repeat (after `from group_store import DataStore`): the time of "
+        "`asyncio.run` of one operation on a fresh DataStore minus the median `asyncio.run` of an empty "
+        "coroutine."
+    ),
+    "scaling": (
+        "Per op: save = the build's saves / n (one build per size at the largest size, so no spread there; "
+        "`repeats` builds below it); load = loading every key once / n; keys = `keys()` of each directory / "
+        "n; sweep = `Store.sweep()` of the whole store / n, nothing due. Entries are dealt round-robin over "
+        "the directories. A flat row means linear total cost."
+    ),
+    "syscalls": (
+        "Counted by `strace -f -c` (all threads) over a child doing the operations minus the same child doing"
+        " none (same imports, warm-up and setup, the same asyncio.run); `(errors)`: calls that failed (ENOENT"
+        " probes, for instance). The raw loop is the suite's: its load reads into a 1 MiB buffer "
+        "(`os.read(fd, 1 << 20)`, hence its `mmap`/`mremap`/`munmap`), its appends keep one descriptor open. "
+        "keys: one `keys()` / `os.listdir` of the directory, divided by its entries."
+    ),
+}
 PROFILE_OPS = ("save", "load", "append", "async-save", "keys", "keys-ttl", "sweep")
 SYSCALL_OPS = {
     "save": "sync save, distinct keys",
@@ -969,7 +1012,7 @@ def report(args: argparse.Namespace, names: list[str]) -> None:
     try:
         run = Runner(scratch, args.repeats)
         for name in names:
-            parts.append(f"### {SECTIONS[name]}\n\n{SECTION_FUNCTIONS[name](run, args.scale)}")
+            parts.append(f"### {SECTIONS[name]}\n\n{SECTION_FUNCTIONS[name](run, args.scale)}\n\n{NOTES[name]}")
             progress(f"section {name} done after {time.perf_counter() - started:.0f} s")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
