@@ -134,9 +134,10 @@ SYSCALL_OPS = {
 
 
 def duration(seconds: float) -> str:
-    if abs(seconds) >= 1:
+    # The thresholds sit where three significant digits would round up to the next unit.
+    if abs(seconds) >= 0.9995:
         return f"{seconds:.2f} s"
-    if abs(seconds) >= 1e-3:
+    if abs(seconds) >= 0.9995e-3:
         return f"{seconds * 1e3:.3g} ms"
     return f"{seconds * 1e6:.3g} µs"
 
@@ -871,9 +872,9 @@ def calls(counts: dict[str, tuple[float, float]], name: str | None) -> str:
         total, errors = sum(c for c, _ in counts.values()), sum(e for _, e in counts.values())
     else:
         total, errors = counts.get(name, (0.0, 0.0))
-    if total < 0.005:
+    if not total:
         return "0"
-    return f"{total:.3g}" + (f" ({errors:.3g})" if errors >= 0.005 else "")
+    return f"{total:.3g}" + (f" ({errors:.3g})" if errors else "")
 
 
 SECTION_FUNCTIONS: dict[str, Callable[[Runner, float], str]] = {
