@@ -29,6 +29,7 @@ from contextlib import ExitStack
 from typing import NamedTuple
 
 from .._errors import CorruptEntryError, StorageError, UnsafeFileError
+from .._format.expiry import parse_index
 from .._format.keys import is_hashed_name
 from .._format.layout import (
     DOCUMENT_SUFFIX,
@@ -117,7 +118,8 @@ def plan_sweep_directory(engine: Engine, directory: str, contents: DirectoryCont
     storage = engine.storage
     index, index_usable = _read_index(engine, directory, contents)
     now = engine.clock()  # one instant per directory: the plan's reads and its verdicts agree
-    wanted = to_read(contents, index, now)
+    parsed = parse_index(index or b"")
+    wanted = to_read(contents, index, now, parsed=parsed)
     sidecars: dict[str, SidecarRead | None] = {}
     for name in wanted.sidecars:
         names = [name + DOCUMENT_SUFFIX, name + SIDECAR_SUFFIX]
@@ -139,7 +141,7 @@ def plan_sweep_directory(engine: Engine, directory: str, contents: DirectoryCont
         except _BAD_ENTRY as exc:
             report_skipped(_OPERATION, exc)
             key_files[name] = None
-    plan = plan_directory(contents, index, index_usable, now, sidecars, key_files)
+    plan = plan_directory(contents, index, index_usable, now, sidecars, key_files, parsed=parsed)
     for name, key in plan.foreign_sidecars:
         foreign = CorruptEntryError(
             "sidecar not written by the store; left as it is",

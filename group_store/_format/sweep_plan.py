@@ -91,14 +91,20 @@ class ToRead:
     trusted: dict[str, float] = field(default_factory=dict)
 
 
-def to_read(contents: DirectoryContents, index: bytes | None, now: float) -> ToRead:
+ParsedIndex = tuple[dict[str, float], int]
+"""What ``parse_index`` returns: the earliest time per name, and the number of lines."""
+
+
+def to_read(
+    contents: DirectoryContents, index: bytes | None, now: float, *, parsed: ParsedIndex | None = None
+) -> ToRead:
     """The sidecars to judge and the key files that may be orphans, for ``contents``.
 
     ``index`` is the expiry index's bytes (``None``: absent or unusable). A record not
     yet due, for a sidecar beside its document, is trusted (that sidecar is not read);
     an orphan sidecar is judged at once whatever the index says.
     """
-    earliest, _ = parse_index(index or b"")
+    earliest, _ = parsed or parse_index(index or b"")
     beside_documents = contents.sidecars & contents.documents
     trusted = {name: when for name, when in earliest.items() if when > now and name in beside_documents}
     sidecars = tuple(sorted(contents.sidecars - trusted.keys()))
@@ -117,6 +123,8 @@ def plan_directory(
     now: float,
     sidecars: Mapping[str, SidecarRead | None],
     key_files: Mapping[str, bytes | None],
+    *,
+    parsed: ParsedIndex | None = None,
 ) -> DirectoryPlan:
     """The sweep of one directory, given what was read for ``to_read(contents, index, now)``.
 
@@ -124,10 +132,12 @@ def plan_directory(
     be read; the entry is left alone and its index record kept, so it is looked at
     again). ``key_files`` maps each key-file stem to its bytes (``None``: unreadable or
     absent). ``index_usable`` is false for an index that is not a regular file or could
-    not be read: it is then neither rewritten nor removed.
+    not be read: it is then neither rewritten nor removed. ``parsed``: ``parse_index(index)``
+    if the caller has it already (it is the costly step: one parse per directory suffices).
     """
-    wanted = to_read(contents, index, now)
-    earliest, lines = parse_index(index or b"")
+    parsed = parsed or parse_index(index or b"")
+    wanted = to_read(contents, index, now, parsed=parsed)
+    earliest, lines = parsed
     kept = dict(wanted.trusted)
     left = set(kept)  # sidecars still on disk once the plan is carried out
     expired: list[Expired] = []
