@@ -152,6 +152,8 @@ class Writer:
 
     def _admit(self, size: int) -> None:
         """Wait for room in the queue. Caller holds the condition."""
+        if not self._closed and (self._pending_bytes + size <= self._max_pending_bytes or not self._pending_bytes):
+            return  # room (the common case: one comparison, not the checks below)
         if self._closed:
             raise StoreClosedError("the DataStore is closed; no more writes")
         thread = self._thread

@@ -76,12 +76,12 @@ def encode_lines(key: str, items: Iterable[Any]) -> bytes:
         SerializationError: naming ``key`` and the item's index, if one cannot be stored.
     """
     chunks: list[bytes] = []
-    for index, item in enumerate(items):
-        try:
+    try:
+        for item in items:
             chunks.append(_dumps(key, item, _LINE))
-        except SerializationError as exc:
-            raise SerializationError(f"item {index}: {exc.detail}", key=key) from exc
-    return b"".join(chunks)
+    except SerializationError as exc:
+        raise SerializationError(f"item {len(chunks)}: {exc.detail}", key=key) from exc
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class InexactJSONError(ValueError):
