@@ -38,7 +38,7 @@ INDEX = ".expiry.jsonl"
 def test_keys_agrees_with_load_when_the_expiry_has_a_sub_microsecond_part(tmp_path: Path) -> None:
     # The index records repr(expiry); the sidecar an ISO time, to the microsecond. Rounded
     # down there, the sidecar's expiry came before the index's: keys() trusted the index and
-    # listed an entry load() called expired (found by this file; fixed in parse_index).
+    # listed an entry load() called expired (found by this file; fixed in to_read).
     clock = FakeClock(1_800_000_000.0)
     store = Store(tmp_path, clock=clock)
     store.save("k", 1, ttl=10.0000004)  # expires at ...10.0000004; the sidecar says ...10.000000
@@ -145,7 +145,10 @@ class IndexDamage(RuleBasedStateMachine):
 
     @rule(key=st.sampled_from(["a", "b"]), ahead=st.sampled_from([1.0, 1e6]))
     def record_without_sidecar(self, key: str, ahead: float) -> None:
-        # A record is only ever early or for an entry without a sidecar (a TTL since cleared).
+        # A record left for an entry with no sidecar (a TTL since cleared, a delete): a late
+        # record beside a sidecar is damage no crash leaves (see the xfail test above).
+        if self.expiry.get(key) is not None:
+            return
         with (self.root / INDEX).open("ab") as index:
             index.write(f"{key} {self.clock.now + ahead!r}\n".encode())
 
@@ -298,7 +301,7 @@ def test_asyncio_wait_for_and_shield_on_a_pending_handle(tmp_path: Path) -> None
         handle = store.save("k", 1)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(handle, timeout=0.05)
-        shielded = asyncio.ensure_future(asyncio.shield(handle))  # type: ignore[arg-type]
+        shielded = asyncio.ensure_future(asyncio.shield(handle))
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(shielded, timeout=0.05)
         assert not handle.done()
@@ -349,7 +352,8 @@ def test_a_large_batch_refuses_every_planted_non_regular_target(tmp_path: Path, 
         assert all(isinstance(outcomes[i], UnsafeFileError) for i in (3, 5, 7, 11))
         assert outcomes[40] is None
         assert outside.read_bytes() == b"untouched"
-        assert (tmp_path / names[3]).is_symlink() and (tmp_path / names[5]).is_symlink()
+        assert (tmp_path / names[3]).is_symlink()
+        assert (tmp_path / names[5]).is_symlink()
         assert (tmp_path / names[13]).read_bytes() == b"newer"
     assert storage.kinds("", names)[3:8] == storage.kinds("", names[3:8])  # batch and small agree
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
@@ -455,7 +459,8 @@ def test_location_memos_are_per_view(tmp_path: Path) -> None:
         view.save("k", n)
     assert [view.load("k") for view in (store, left, right, deeper)] == [0, 1, 2, 3]
     assert left.narrow("deeper").load("k") == 3  # a second copy of the same place agrees
-    assert store.load(_Key("k")) == 0 and left.load(_Key("k")) == 1
+    assert store.load(_Key("k")) == 0
+    assert left.load(_Key("k")) == 1
 
 
 def test_the_memo_never_admits_an_invalid_key(tmp_path: Path) -> None:
