@@ -495,3 +495,98 @@ def test_a_corrupt_document_names_its_key_and_file(tmp_path: Path) -> None:
         assert caught.value.key == key
         assert Path(str(caught.value.path)).parent == tmp_path
         assert str(caught.value.path).endswith(".json")
+
+
+@pytest.mark.local_only("plants a FIFO and a directory")
+def test_a_document_that_is_not_a_regular_file_names_its_key_and_file(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    os.mkfifo(tmp_path / "k.json")
+    (tmp_path / "d.json").mkdir()
+    for key in ("k", "d"):
+        with pytest.raises(UnsafeFileError) as caught:
+            store.load(key)
+        assert caught.value.key == key
+        assert caught.value.path == str(tmp_path / f"{key}.json")
+
+
+_CTRL_C = """
+import os, signal, sys, threading
+from pathlib import Path
+from group_store.storage._local import LocalStorage
+from group_store import DataStore
+
+class Gated(LocalStorage):
+    def write_many(self, directory, items, *, durable):
+        threading.Event().wait(30)  # a write that never ends while the test runs
+        return super().write_many(directory, items, durable=durable)
+
+async def main():
+    store = DataStore(storage=Gated(Path(sys.argv[2])))
+    handle = store.save("k", 1)
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    await handle
+
+try:
+    if sys.argv[1] == "asyncio":
+        import asyncio
+        asyncio.run(main())
+    else:
+        import trio
+        trio.run(main)
+except KeyboardInterrupt:
+    os._exit(42)  # not waiting for the gated writer at exit
+os._exit(1)
+"""
+
+
+@pytest.mark.local_only("a subprocess")
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_ctrl_c_interrupts_a_wait_on_a_handle(tmp_path: Path, loop: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C, loop, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=20,
+        check=False,
+    )
+    assert done.returncode == 42
+
+
+@pytest.mark.anyio
+@pytest.mark.local_only("plants symlinks")
+async def test_a_datastore_batch_with_planted_targets_and_hashed_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed: list[int] = []
+    by_listing = _local._kinds_by_listing
+
+    def spy(dir_fd: int, directory: str, names: Any) -> Any:
+        found = by_listing(dir_fd, directory, names)
+        listed.append(-1 if found is None else len(names))
+        return found
+
+    monkeypatch.setattr(_local, "_kinds_by_listing", spy)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.write_bytes(b"untouched")
+    os.symlink(outside, tmp_path / "n7.json")
+    storage = GatedStorage(tmp_path)
+    async with DataStore(storage=storage) as store:
+        store.save("first", 0)  # held at the gate: what follows queues up as one batch
+        keys = [f"n{n}" for n in range(40)] + ["y" * 300 + str(n) for n in range(5)]
+        handles = {key: store.save(key, key) for key in keys}
+        handles["n3"] = store.save("n3", "again")  # a key twice in one batch: the last wins
+        storage.gate.set()
+        for key, handle in handles.items():
+            if key == "n7":
+                with pytest.raises(UnsafeFileError):
+                    await handle
+            else:
+                await handle
+        assert await store.keys() == sorted(["first", *(key for key in keys if key != "n7")])
+        assert await store.load("n3") == "again"
+        assert await store.load("y" * 300 + "4") == "y" * 300 + "4"
+    assert outside.read_bytes() == b"untouched"
+    assert (tmp_path / "n7.json").is_symlink()
+    assert [count for count in listed if count >= 32]  # the one-listing path answered
