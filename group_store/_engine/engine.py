@@ -374,9 +374,17 @@ class Engine:
     def keys(self, directory: str, directory_keys: tuple[str, ...]) -> list[str]:
         """The live entry keys in ``directory``, decoded and sorted.
 
-        An entry that cannot be read (a malformed or symlinked sidecar, an unreadable
-        key file) is left out and reported (``report_skipped``); reading it by its
-        key raises the typed error.
+        Reads no document, and a sidecar only where the expiry index cannot prove its
+        entry live (the sweep's rule, ``to_read``): a document and a proven TTL entry are
+        listed from their names, and a malformed one shows when it is read. An entry
+        whose sidecar or key file must be read and cannot be (malformed, a symlink,
+        unreadable) is left out and reported (``report_skipped``); reading it by its key
+        raises the typed error.
+
+        Not guaranteed: after an OS crash or power loss of a store that is not durable,
+        the file system may keep a sidecar but lose the index record written before it;
+        until that entry's older record is due, ``keys()`` may then list it although it
+        expired (``load()`` says it is missing; the sweep verifies before it deletes).
         """
         with boundary(None, self.storage, directory):
             self.check_format(writing=False)

@@ -186,7 +186,8 @@ def next_bindings(
 # -- the per-directory expiry index ------------------------------------------------------
 #
 # Invariant: for every document on disk whose sidecar binds it to expiry X, the
-# directory's index (when it exists) lists its name with a time <= X. A save with a
+# directory's index (when it exists) lists its name with a time <= X (up to the sidecar's
+# rounding to the microsecond: ``sweep_plan.SIDECAR_ROUNDING``). A save with a
 # TTL appends its line before it writes the sidecar, and compaction keeps, per name,
 # the smallest time or the verified current expiry, so a crash anywhere leaves the
 # index at worst too early (sweep verifies before deleting), never too late. A

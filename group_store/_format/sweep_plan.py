@@ -112,7 +112,7 @@ def to_read(
     # A record holds the exact float; a sidecar holds it as an ISO time rounded to the
     # nearest microsecond, up to half a microsecond (and a float step) before the record.
     # A record proves its entry live only that much ahead of now; without the margin
-    # keys() listed an entry load() calls expired (tests/test_redteam_perf.py).
+    # keys() listed an entry load() calls expired (tests/test_fast_paths.py).
     horizon = now + SIDECAR_ROUNDING + abs(now) * 2**-50
     trusted = {name: when for name, when in earliest.items() if when > horizon and name in beside_documents}
     sidecars = tuple(sorted(contents.sidecars - trusted.keys()))
