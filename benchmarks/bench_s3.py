@@ -327,6 +327,55 @@ def put_throughput(server: S3Server, docs: list[dict[str, Any]], repeats: int) -
     return statistics.median(concurrent), statistics.median(sequential)
 
 
+def log_designs(server: S3Server, docs: list[dict[str, Any]], flushes: int, repeats: int) -> list[str]:
+    """The two designs for a log several processes append to, measured on the same server.
+
+    CAS rewrite (what ``S3Storage.append`` does): a flush is a GET of the log with its
+    ETag and a conditional PUT of the whole of it; a read is one GET. Segments (a lower
+    bound, raw obstore, no compaction or ordering work): a flush is one create-only PUT of
+    a new object; a read is a LIST and a GET per segment. ``flushes`` flushes of 10 items.
+    """
+    import obstore
+    from obstore.store import S3Store
+
+    from group_store.storage._s3 import S3Storage
+
+    batch = b"".join(orjson.dumps(doc) + b"\n" for doc in docs[:10])
+    results: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        bucket = server.create_bucket()
+        storage = S3Storage(f"s3://{bucket}/store", storage_options=server.options())
+        storage.scan("")  # the first-use bucket check, untimed
+        start = time.perf_counter()
+        for _ in range(flushes):
+            storage.append("", "log.jsonl", batch, keep=None, durable=False)
+        results.setdefault("cas flush", []).append((time.perf_counter() - start) / flushes)
+        start = time.perf_counter()
+        assert storage.read("", "log.jsonl") == batch * flushes
+        results.setdefault("cas read", []).append(time.perf_counter() - start)
+        config = {key: value for key, value in server.options().items() if key != "allow_http"}
+        store = S3Store(bucket, config=config, client_options={"allow_http": True})  # type: ignore[arg-type]
+        start = time.perf_counter()
+        for number in range(flushes):
+            obstore.put(store, f"segments/{number:08d}", batch, mode="create")
+        results.setdefault("segment flush", []).append((time.perf_counter() - start) / flushes)
+        start = time.perf_counter()
+        names = sorted(item["path"] for page in obstore.list(store, "segments/") for item in page)
+        assert b"".join(bytes(obstore.get(store, name).bytes()) for name in names) == batch * flushes
+        results.setdefault("segment read", []).append(time.perf_counter() - start)
+    median = {name: statistics.median(values) * 1000 for name, values in results.items()}
+    return [
+        f"Log designs, {flushes} flushes of 10 items (~10 KiB each), median of {repeats}:",
+        "",
+        "| design | per flush | requests per flush | read after the flushes | requests per read |",
+        "|---|---|---|---|---|",
+        f"| CAS rewrite (S3Storage.append) | {median['cas flush']:.1f} ms | 2 (GET, conditional PUT) "
+        f"| {median['cas read']:.1f} ms | 1 GET |",
+        f"| segment objects (raw obstore, no compaction) | {median['segment flush']:.1f} ms | 1 (create-only PUT) "
+        f"| {median['segment read']:.1f} ms | 1 LIST + {flushes} GET |",
+    ]
+
+
 # -- running and reporting -------------------------------------------------------------------
 
 
@@ -409,6 +458,8 @@ def main() -> None:
                 "",
                 f"S3Storage.write_many (concurrent PUTs): {concurrent:,.0f} PUT/s; the same PUTs one after "
                 f"another: {sequential:,.0f} PUT/s; {concurrent / sequential:.2f}x.",
+                "",
+                *log_designs(server, docs, 100, args.repeats),
             ]
     finally:
         server.stop()
