@@ -174,12 +174,16 @@ class Table(_TableBase):
     ) -> Record | None:
         """Atomically replace the record with ``function(current record or None)``; ``None`` deletes it.
 
-        The partition's lock is held while ``function`` runs (keep it short), so
-        read-modify-write cycles from several processes never lose an update.
-        The record keeps its expiry unless ``ttl`` or ``expires_at`` is given.
+        Read-modify-write cycles from several processes never lose an update: locally
+        the partition's lock is held while ``function`` runs (keep it short); on object
+        storage (``Storage.locks_are_cheap`` false) every change to a partition file is a
+        compare-and-swap loop instead, so ``function`` may run more than once (it must
+        have no other effects). The record keeps its expiry unless ``ttl`` or
+        ``expires_at`` is given.
 
         Raises:
             SchemaError: if the result changes the key or breaks the schema.
+            StorageError: errno EBUSY, on object storage, when contended past the attempts.
             Whatever ``function`` raises; nothing is written then.
         """
         return self._core.modify(self._core.key(list(key)), function, self._modify_expiry(ttl, expires_at))

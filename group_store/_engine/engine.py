@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import CoroutineType
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -68,7 +68,7 @@ from .._format.layout import (
     join,
     key_for_name,
 )
-from ..storage._base import Kind, Storage, Version
+from ..storage._base import Kind, Storage, Version, Versioned
 
 _TAIL_WINDOW = 64 * 1024
 """Bytes read from a log's end first when only its newest items are asked for."""
@@ -91,6 +91,8 @@ _CAS_MAX_BACKOFF = 0.05
 _NEEDS_LOCK: Any = object()
 
 logger = logging.getLogger("group_store")
+
+T = TypeVar("T")
 
 
 def report_skipped(operation: str, error: GroupStoreError) -> None:
@@ -793,34 +795,30 @@ class Engine:
         with self.lock(loc.directory, loc.key):
             return self._update(loc, function, default, expiry)
 
-    def _update_swapping(self, loc: Location, function: Callable[[Any], Any], default: Any) -> Any:
-        """``update()`` as a compare-and-swap loop; ``_NEEDS_LOCK`` (nothing written) if
-        the entry has a sidecar or a log, which the locked update handles.
+    def swap(self, loc: Location, compute: Callable[[Versioned | None], tuple[bytes | None, T]], operation: str) -> T:
+        """A compare-and-swap loop on ``loc``'s document, for backends whose locks are not cheap.
 
-        The kinds are checked again on every attempt: a sidecar or log made since the
-        last one sends the update to the lock. Accepted race: a save with an expiry of
-        the very bytes on disk rewrites only the sidecar, so a swap after it succeeds and
-        its result is unbound (no expiry), as if the update had followed a plain save.
+        Each attempt reads the document and its version, calls ``compute(found)`` (``None``:
+        no document) for the bytes to write and the result, and writes them only if the
+        document is still at that version (or, for a new one, still absent); else it waits
+        a jittered, growing pause and starts again. Bytes of ``None`` write nothing and
+        return the result at once. ``compute`` may run more than once: it must have no
+        other effects.
+
+        Raises:
+            StorageError: errno EBUSY, naming the key and the file, once ``CAS_ATTEMPTS``
+                attempts in a row lost to other writers (nothing written by this call).
+            Whatever ``compute`` raises (nothing is written).
         """
         storage = self.storage
-        path = storage.locator(loc.directory, loc.document)
         delay = _CAS_FIRST_BACKOFF
         for _ in range(CAS_ATTEMPTS):
             with boundary(loc.key, storage, loc.directory, loc.document):
                 self.check_format(writing=True)
-                log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
-                if log_kind is not None or sidecar_kind is not None:
-                    return _NEEDS_LOCK
                 found = storage.read_versioned(loc.directory, loc.document)
-                if found is None:
-                    if default is MISSING:
-                        raise self.not_found(loc)
-                    current = orjson.loads(encode_document(loc.key, default))
-                else:
-                    current = decode_document(loc.key, path, found.data)
-            result = self._applied(loc, path, function, current)
-            with located(path=path):
-                payload = encode_document(loc.key, result)
+            payload, result = compute(found)
+            if payload is None:
+                return result
             with boundary(loc.key, storage, loc.directory, loc.document):
                 self._prepare_directory(loc)
                 version = None if found is None else found.version
@@ -830,11 +828,40 @@ class Engine:
             time.sleep(random.uniform(0, delay))
             delay = min(delay * 2, _CAS_MAX_BACKOFF)
         raise StorageError(
-            f"update() lost {CAS_ATTEMPTS} compare-and-swap attempts in a row to other writers",
+            f"{operation} lost {CAS_ATTEMPTS} compare-and-swap attempts in a row to other writers",
             key=loc.key,
-            path=path,
+            path=storage.locator(loc.directory, loc.document),
             errno=errno.EBUSY,
         )
+
+    def _update_swapping(self, loc: Location, function: Callable[[Any], Any], default: Any) -> Any:
+        """``update()`` as a compare-and-swap loop (``swap``); ``_NEEDS_LOCK`` (nothing
+        written) if the entry has a sidecar or a log, which the locked update handles.
+
+        The kinds are checked again on every attempt: a sidecar or log made since the
+        last one sends the update to the lock. Accepted race: a save with an expiry of
+        the very bytes on disk rewrites only the sidecar, so a swap after it succeeds and
+        its result is unbound (no expiry), as if the update had followed a plain save.
+        """
+        storage = self.storage
+        path = storage.locator(loc.directory, loc.document)
+
+        def compute(found: Versioned | None) -> tuple[bytes | None, Any]:
+            with boundary(loc.key, storage, loc.directory, loc.document):
+                log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
+                if log_kind is not None or sidecar_kind is not None:
+                    return None, _NEEDS_LOCK
+                if found is None:
+                    if default is MISSING:
+                        raise self.not_found(loc)
+                    current = orjson.loads(encode_document(loc.key, default))
+                else:
+                    current = decode_document(loc.key, path, found.data)
+            result = self._applied(loc, path, function, current)
+            with located(path=path):
+                return encode_document(loc.key, result), result
+
+        return self.swap(loc, compute, "update()")
 
     def _applied(self, loc: Location, path: str, function: Callable[[Any], Any], current: Any) -> Any:
         """``function(current)``, refusing an awaitable (see ``update``)."""

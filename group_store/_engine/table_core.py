@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import Enum
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -20,11 +20,15 @@ from .._errors import CorruptEntryError, DuplicateKeyError, KeyNotFoundError, Sc
 from .._format.codec import decode_document, encode_document
 from .._format.layout import Location, encode_directory
 from .._format.schema import META_FIELDS, TableSchema, iso, matches
+from ..storage._base import Versioned
 from .engine import Engine, boundary
 from .partition_cache import PartitionCache
 
 Wrapper = dict[str, Any]
 """One record as stored: ``{"created_at", "updated_at", ["expires_at"], "record"}``."""
+_Item = tuple[int, str, tuple[str, ...], dict[str, Any]]
+"""A record of a ``write_records`` batch: its index, id, key and checked fields."""
+R = TypeVar("R")
 
 # Parsed partition files kept per table (memory only: what makes a repeated read one
 # ``stat`` locally, the pinned descriptors, is the backend's process-wide budget).
@@ -170,6 +174,47 @@ class TableCore:
             self.engine.delete(loc)
             self._cache.forget((loc.directory, loc.name))
 
+    def change(self, loc: Location, mutate: Callable[[dict[str, Wrapper]], tuple[R, bool]]) -> R:
+        """Apply ``mutate`` to a private copy of the partition's records (in place) and, if it
+        says it changed them, write them back in id order; return its result. Nothing is
+        written if it raises or changed nothing.
+
+        Where locks are cheap, under the partition directory's lock (``mutate`` runs once;
+        an emptied file is removed). Elsewhere (object storage) as a compare-and-swap loop
+        on the file (``Engine.swap``): no lock is taken, ``mutate`` may run more than once
+        (it must have no other effects), and an emptied file stays, holding ``{}`` (an
+        object store has no conditional delete to remove it safely).
+
+        Raises:
+            StorageError: errno EBUSY, where locks are not cheap, when contended past
+                ``CAS_ATTEMPTS``; what ``write()`` raises; what ``mutate`` raises.
+        """
+        engine = self.engine
+        if engine.storage.locks_are_cheap:
+            with engine.lock(loc.directory):
+                records = self.read_for_change(loc)
+                result, changed = mutate(records)
+                if changed:
+                    # Ids and fields in a fixed order, so equal tables are equal files and diffs stay small.
+                    self.write(loc, dict(sorted(records.items())))
+                return result
+        written: list[tuple[bytes, dict[str, Wrapper]]] = []
+
+        def compute(found: Versioned | None) -> tuple[bytes | None, R]:
+            records = {} if found is None else dict(self._parse(loc, found.data))
+            result, changed = mutate(records)
+            if not changed:
+                written.clear()
+                return None, result
+            ordered = dict(sorted(records.items()))
+            written[:] = [(encode_document(loc.key, ordered), ordered)]
+            return written[0][0], result
+
+        result = engine.swap(loc, compute, f"table {self.schema.name!r}")
+        if written:
+            self._cache.store((loc.directory, loc.name), bytes(memoryview(written[0][0])), written[0][1])
+        return result
+
     def partitions(self, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
         """Every partition below ``prefix``, in key order."""
         if len(prefix) == len(self.schema.partition_by):
@@ -245,15 +290,15 @@ class TableCore:
         Each file is all-or-nothing: if one of its records fails, none of that file's is written.
         """
         checked = [self.schema.check_record(record, self.path) for record in records]
-        by_file: dict[Location, list[tuple[int, str, tuple[str, ...], dict[str, Any]]]] = {}
+        by_file: dict[Location, list[_Item]] = {}
         for index, fields in enumerate(checked):
             key = self.schema.key_of(fields, self.path)
             loc, record_id = self.place(key)
             by_file.setdefault(loc, []).append((index, record_id, key, fields))
         results: list[Record | None] = [None] * len(checked)
         for loc, items in by_file.items():
-            with self.engine.lock(loc.directory):
-                stored_records = self.read_for_change(loc)
+
+            def apply(stored_records: dict[str, Wrapper], items: list[_Item] = items) -> tuple[None, bool]:
                 now = self.now()
                 for index, record_id, key, fields in items:
                     old = stored_records.get(record_id)
@@ -262,8 +307,9 @@ class TableCore:
                     wrapper = self._wrapper(old, change(old, fields), key, now, expiry)
                     stored_records[record_id] = wrapper
                     results[index] = self.to_record(wrapper)
-                # Ids and fields in a fixed order, so equal tables are equal files and diffs stay small.
-                self.write(loc, dict(sorted(stored_records.items())))
+                return None, True
+
+            self.change(loc, apply)
         return [result for result in results if result is not None]
 
     def _wrapper(
@@ -310,30 +356,39 @@ class TableCore:
         ``function`` gets a private copy; it may raise to abort (nothing is written then).
         ``Keep.EXPIRY`` keeps the record's expiry (as ``Store.update()`` does).
         """
-        loc, _ = self.place(key)
-        with self.engine.lock(loc.directory):
-            current = self.get(key, include_expired=False)
-            if isinstance(expiry, Keep):
+        loc, record_id = self.place(key)
+
+        def apply(records: dict[str, Wrapper]) -> tuple[Record | None, bool]:
+            now = self.now()
+            old = records.get(record_id)
+            if old is not None and not self.is_live(old, now):
+                old = None
+            current = None if old is None else self.to_record(old)
+            new_expiry = expiry
+            if isinstance(new_expiry, Keep):
                 kept = None if current is None else current.expires_at
-                expiry = None if kept is None else kept.timestamp()
+                new_expiry = None if kept is None else kept.timestamp()
             result = function(current)
             if result is None:
-                self.delete(key)
-                return None
-            if self.schema.key_of(self.schema.check_record(result, self.path), self.path) != key:
+                return None, records.pop(record_id, None) is not None
+            checked = self.schema.check_record(result, self.path)
+            if self.schema.key_of(checked, self.path) != key:
                 raise SchemaError(f"table {self.schema.name!r}: a change may not alter the primary key", path=self.path)
-            return self.write_record(result, expiry, lambda _old, fields: fields)
+            wrapper = self._wrapper(old, checked, key, now, new_expiry)
+            records[record_id] = wrapper
+            return self.to_record(wrapper), True
+
+        return self.change(loc, apply)
 
     def delete(self, key: tuple[str, ...]) -> bool:
         """Remove the record; ``True`` if it was live."""
         loc, record_id = self.place(key)
-        with self.engine.lock(loc.directory):
-            records = self.read_for_change(loc)
+
+        def apply(records: dict[str, Wrapper]) -> tuple[bool, bool]:
             wrapper = records.pop(record_id, None)
-            if wrapper is None:
-                return False
-            self.write(loc, records)
-            return self.is_live(wrapper, self.now())
+            return wrapper is not None and self.is_live(wrapper, self.now()), wrapper is not None
+
+        return self.change(loc, apply)
 
     # -- queries ---------------------------------------------------------------
 
@@ -433,13 +488,14 @@ class TableCore:
             now = self.now()
             if not any(matches(w["record"], where) and rule(w, now) for w in seen.values()):
                 continue
-            with self.engine.lock(loc.directory):
-                records = self.read_for_change(loc)
+
+            def apply(records: dict[str, Wrapper], now: str = now) -> tuple[int, bool]:
                 doomed = [rid for rid, w in records.items() if matches(w["record"], where) and rule(w, now)]
                 for record_id in doomed:
                     del records[record_id]
-                self.write(loc, records)
-                removed += len(doomed)
+                return len(doomed), bool(doomed)
+
+            removed += self.change(loc, apply)
         return removed
 
     def delete_where(self, where: Mapping[str, Any]) -> int:
