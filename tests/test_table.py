@@ -417,13 +417,21 @@ def test_upsert_many_writes_each_partition_file_once(tmp_path: Path, monkeypatch
     table = make(tmp_path)
     table.upsert(row("a", "0", "old"))
     saves: list[str] = []
-    original = table._core.engine.save
+    storage = table._core.engine.storage
+    write_many, write_if = storage.write_many, storage.write_if
 
-    def counting_save(loc: Any, *args: Any) -> None:
-        saves.append(loc.directory)
-        original(loc, *args)
+    # Counted where the partition file is written: a plain write locally, a conditional
+    # one where every change is a compare-and-swap (object storage).
+    def counting_write_many(directory: str, items: Any, **options: Any) -> Any:
+        saves.extend(directory for name, _ in items if name.endswith(".json"))
+        return write_many(directory, items, **options)
 
-    monkeypatch.setattr(table._core.engine, "save", counting_save)
+    def counting_write_if(directory: str, name: str, *args: Any, **options: Any) -> Any:
+        saves.append(directory)
+        return write_if(directory, name, *args, **options)
+
+    monkeypatch.setattr(storage, "write_many", counting_write_many)
+    monkeypatch.setattr(storage, "write_if", counting_write_if)
     stored = table.upsert_many([row(name, str(i), i) for i in range(50) for name in "abc"])
     assert len(stored) == 150
     assert sorted(saves) == ["items/a", "items/b", "items/c"]

@@ -46,3 +46,21 @@ def exercise_then_exit(url: str, options: dict[str, str], worker: int) -> None:
         storage.append("", "log.jsonl", f"{worker}\n".encode(), keep=None, durable=False)
     # Exit right after a wide batch, while the most requests have just completed.
     storage.write_many("w", [(name, b"last") for name in names], durable=False)
+
+
+def table_modify(url: str, options: dict[str, str], times: int) -> None:
+    """``times`` increments of record ``counter``'s ``n`` by ``Table.modify`` (no lease on S3)."""
+    from group_store import Store, Table
+
+    table = Table(Store(storage=S3Storage(url, storage_options=options)), "t", fields=["id", "n"], key=["id"], shards=1)
+    for _ in range(times):
+        table.modify(["counter"], lambda current: {"id": "counter", "n": (current or {"n": 0})["n"] + 1})
+
+
+def table_upsert(url: str, options: dict[str, str], worker: int, times: int) -> None:
+    """``times`` upserts of records of its own, into the one partition file ``counter`` lives in."""
+    from group_store import Store, Table
+
+    table = Table(Store(storage=S3Storage(url, storage_options=options)), "t", fields=["id", "n"], key=["id"], shards=1)
+    for number in range(times):
+        table.upsert({"id": f"w{worker}-{number}", "n": number})
