@@ -46,6 +46,17 @@ def test_a_trusted_index_record_spares_reading_the_sidecar() -> None:
     assert plan.index is None
 
 
+def test_a_torn_index_proves_nothing_and_is_rewritten_whole() -> None:
+    # A cut last record is damage (the store's appends are whole or undone): the rest may be
+    # late too, so every sidecar is judged, and the sweep writes the index whole again.
+    contents = _contents("k.json", "k.meta.json", "j.json", "j.meta.json", ".expiry.jsonl")
+    index = index_line("k", NOW + 50) + index_line("j", NOW + 50)[:-3]
+    assert to_read(contents, index, NOW).sidecars == ("j", "k")
+    plan = plan_directory(contents, index, True, NOW, {"k": _entry(b"1\n", NOW + 50), "j": _entry(b"2\n", NOW - 1)}, {})
+    assert [item.key for item in plan.expired] == ["j"]
+    assert plan.index == index_line("k", NOW + 50)
+
+
 def test_an_orphan_sidecar_is_judged_whatever_the_index_says() -> None:
     contents = _contents("k.meta.json", ".expiry.jsonl")
     index = index_line("k", NOW + 50)

@@ -384,9 +384,11 @@ class Engine:
         raises the typed error.
 
         Not guaranteed: after an OS crash or power loss of a store that is not durable,
-        the file system may keep a sidecar but lose the index record written before it;
-        until that entry's older record is due, ``keys()`` may then list it although it
-        expired (``load()`` says it is missing; the sweep verifies before it deletes).
+        the file system may keep a sidecar but lose the index record written before it
+        (an index edited by hand can do the same); until that entry's older record is
+        due, ``keys()`` may then list it although it expired (``load()`` says it is
+        missing; the sweep verifies before it deletes). A torn last record, which only
+        such damage leaves, makes the whole index untrusted until a sweep rewrites it.
         """
         with boundary(None, self.storage, directory):
             self.check_format(writing=False)

@@ -98,6 +98,11 @@ ParsedIndex = tuple[dict[str, float], int]
 """What ``parse_index`` returns: the earliest time per name, and the number of lines."""
 
 
+def is_torn(index: bytes | None) -> bool:
+    """True for an index whose last record is cut short (damage: the store's appends are whole or undone)."""
+    return index is not None and index != b"" and not index.endswith(b"\n")
+
+
 def to_read(
     contents: DirectoryContents, index: bytes | None, now: float, *, parsed: ParsedIndex | None = None
 ) -> ToRead:
@@ -115,6 +120,10 @@ def to_read(
     # keys() listed an entry load() calls expired (tests/test_fast_paths.py).
     horizon = now + SIDECAR_ROUNDING + abs(now) * 2**-50
     trusted = {name: when for name, when in earliest.items() if when > horizon and name in beside_documents}
+    if is_torn(index):
+        # A torn last record: the index was damaged (the store's appends are whole or
+        # undone), so it may be late as well as short; none of it proves anything.
+        trusted = {}
     sidecars = tuple(sorted(contents.sidecars - trusted.keys()))
     # A superset of the orphans (a stem whose sidecar stays is excluded by the plan): such
     # stems are rare, and reading them up front keeps the plan a single pure step.
@@ -180,8 +189,9 @@ def plan_directory(
     if index_usable:
         if not kept and index is not None:
             index_action = b""
-        elif kept and (index_needs_compaction(lines, len(kept)) or unlisted_found):
-            # Also rewritten when sidecars the index did not list were found, so the next sweep skips them.
+        elif kept and (index_needs_compaction(lines, len(kept)) or unlisted_found or is_torn(index)):
+            # Also rewritten when sidecars the index did not list were found, so the next sweep
+            # skips them, and when torn, so the next one can trust it again.
             index_action = render_index(kept)
     return DirectoryPlan(
         temps=tuple(sorted(name for name in contents.hidden if is_temp_name(name))),
