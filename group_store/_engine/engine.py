@@ -853,20 +853,28 @@ class Engine:
                 log_kind, sidecar_kind = storage.kinds(loc.directory, (loc.log, loc.sidecar))
                 if log_kind is not None or sidecar_kind is not None:
                     return None, _NEEDS_LOCK
-                if found is None:
-                    if default is MISSING:
-                        raise self.not_found(loc)
-                    current = orjson.loads(encode_document(loc.key, default))
-                else:
-                    current = decode_document(loc.key, path, found.data)
-            result = self._applied(loc, path, function, current)
-            with located(path=path):
-                return encode_document(loc.key, result), result
+                current = self._current(loc, path, None if found is None else found.data, default)
+            result, payload = self._applied(loc, path, function, current)
+            return payload, result
 
         return self.swap(loc, compute, "update()")
 
-    def _applied(self, loc: Location, path: str, function: Callable[[Any], Any], current: Any) -> Any:
-        """``function(current)``, refusing an awaitable (see ``update``)."""
+    def _current(self, loc: Location, path: str, data: bytes | None, default: Any) -> Any:
+        """The value ``update()`` hands its function: the stored ``data`` decoded, or for a
+        missing entry a fresh copy of ``default`` (so a function that mutates its argument
+        never mutates the caller's default).
+
+        Raises:
+            KeyNotFoundError: for a missing entry and no default. CorruptEntryError: as decoding.
+        """
+        if data is None:
+            if default is MISSING:
+                raise self.not_found(loc)
+            return orjson.loads(encode_document(loc.key, default))
+        return decode_document(loc.key, path, data)
+
+    def _applied(self, loc: Location, path: str, function: Callable[[Any], Any], current: Any) -> tuple[Any, bytes]:
+        """``function(current)`` and its encoding, refusing an awaitable (see ``update``)."""
         result = function(current)
         # collections.abc and types rather than inspect, which costs 6 ms to import.
         if isinstance(result, Awaitable):
@@ -875,7 +883,8 @@ class Engine:
             if isinstance(result, CoroutineType):
                 result.close()
             raise InvalidArgumentError(SYNCHRONOUS_UPDATE, key=loc.key, path=path)
-        return result
+        with located(path=path):
+            return result, encode_document(loc.key, result)
 
     def _update(
         self,
@@ -887,16 +896,9 @@ class Engine:
         path = self.storage.locator(loc.directory, loc.document)
         with boundary(loc.key, self.storage, loc.directory, loc.document):
             found = self._live_document(loc)
-            if found is None:
-                if default is MISSING:
-                    raise self.not_found(loc)
-                # A fresh copy, so a function that mutates its argument never mutates the caller's default.
-                current, current_expiry = orjson.loads(encode_document(loc.key, default)), None
-            else:
-                current, current_expiry = decode_document(loc.key, path, found[0]), found[1]
-        result = self._applied(loc, path, function, current)
-        with located(path=path):
-            payload = encode_document(loc.key, result)
+            current = self._current(loc, path, None if found is None else found[0], default)
+        current_expiry = None if found is None else found[1]
+        result, payload = self._applied(loc, path, function, current)
         self._save(loc, payload, current_expiry if expiry is MISSING else expiry)  # type: ignore[arg-type]
         return result
 

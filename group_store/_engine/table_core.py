@@ -198,21 +198,22 @@ class TableCore:
                     # Ids and fields in a fixed order, so equal tables are equal files and diffs stay small.
                     self.write(loc, dict(sorted(records.items())))
                 return result
-        written: list[tuple[bytes, dict[str, Wrapper]]] = []
+        written: tuple[bytes, dict[str, Wrapper]] | None = None  # the last attempt's, the one that won
 
         def compute(found: Versioned | None) -> tuple[bytes | None, R]:
+            nonlocal written
             records = {} if found is None else dict(self._parse(loc, found.data))
             result, changed = mutate(records)
             if not changed:
-                written.clear()
+                written = None
                 return None, result
             ordered = dict(sorted(records.items()))
-            written[:] = [(encode_document(loc.key, ordered), ordered)]
-            return written[0][0], result
+            written = (encode_document(loc.key, ordered), ordered)
+            return written[0], result
 
         result = engine.swap(loc, compute, f"table {self.schema.name!r}")
-        if written:
-            self._cache.store((loc.directory, loc.name), bytes(memoryview(written[0][0])), written[0][1])
+        if written is not None:
+            self._cache.store((loc.directory, loc.name), bytes(memoryview(written[0])), written[1])
         return result
 
     def partitions(self, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

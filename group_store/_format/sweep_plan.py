@@ -119,11 +119,13 @@ def to_read(
     # A record proves its entry live only that much ahead of now; without the margin
     # keys() listed an entry load() calls expired (tests/test_fast_paths.py).
     horizon = now + SIDECAR_ROUNDING + abs(now) * 2**-50
-    trusted = {name: when for name, when in earliest.items() if when > horizon and name in beside_documents}
-    if is_torn(index):
-        # A torn last record: the index was damaged (the store's appends are whole or
-        # undone), so it may be late as well as short; none of it proves anything.
-        trusted = {}
+    # A torn last record: the index was damaged (the store's appends are whole or undone),
+    # so it may be late as well as short; none of it proves anything.
+    trusted = (
+        {}
+        if is_torn(index)
+        else {name: when for name, when in earliest.items() if when > horizon and name in beside_documents}
+    )
     sidecars = tuple(sorted(contents.sidecars - trusted.keys()))
     # A superset of the orphans (a stem whose sidecar stays is excluded by the plan): such
     # stems are rare, and reading them up front keeps the plan a single pure step.

@@ -144,7 +144,7 @@ class LocalStorage(Storage):
         except OSError as exc:
             if exc.errno in _LINK_ERRNOS:
                 raise UnsafeFileError("is a symlink; refusing to follow it", path=self.path(directory, name)) from exc
-            if _is_other_than_regular(dir_fd, name):  # a socket gives ENXIO, a directory EISDIR, ...
+            if _kind_in(dir_fd, name) not in (None, Kind.FILE):  # a socket gives ENXIO, a directory EISDIR, ...
                 raise UnsafeFileError("is not a regular file", path=self.path(directory, name)) from exc
             raise _naming(exc, self.path(directory, name)) from exc
         status = os.fstat(fd)
@@ -704,14 +704,6 @@ def _identity(dir_fd: int, name: str) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return status.st_dev, status.st_ino
-
-
-def _is_other_than_regular(dir_fd: int, name: str) -> bool:
-    """True if ``name`` exists and is not a regular file (without following a symlink)."""
-    try:
-        return not stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except FileNotFoundError:
-        return False
 
 
 def _naming(exc: OSError, path: Path) -> OSError:

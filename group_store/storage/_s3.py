@@ -49,7 +49,7 @@ from ._s3_client import Requests, S3Version, is_conflict, translate
 from ._s3_lease import Leases
 
 if TYPE_CHECKING:
-    from obstore import PutMode
+    from obstore import ObjectMeta, PutMode
     from obstore.store import ClientConfig, RetryConfig
 
 # obstore takes these as client options, not S3 configuration; storage_options may name them too.
@@ -195,8 +195,8 @@ class S3Storage(Storage):
         self._check()
         key = _key(directory, name)
         if size <= 0:
-            whole = self._head_meta(key)
-            return None if whole is None else Tail(b"", whole)
+            meta = self._head_meta(key)
+            return None if meta is None else Tail(b"", meta["size"])
         return self._tail(key, size)
 
     def kinds(self, directory: str, names: Sequence[str]) -> list[Kind | None]:
@@ -409,23 +409,18 @@ class S3Storage(Storage):
             return None if whole is None else Tail(whole.data[-size:], len(whole.data))
         return Tail(data, result.meta["size"])
 
-    def _head_meta(self, key: str) -> int | None:
+    def _head_meta(self, key: str) -> ObjectMeta | None:
+        """One HEAD: the object's metadata, or ``None`` if there is no such object."""
         try:
-            meta = obstore.head(self._store, key)
+            return obstore.head(self._store, key)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise translate(exc, self._key_locator(key)) from exc
-        return meta["size"]
 
     def _head(self, key: str) -> S3Version | None:
-        try:
-            meta = obstore.head(self._store, key)
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            raise translate(exc, self._key_locator(key)) from exc
-        return self._version(meta, key)
+        meta = self._head_meta(key)
+        return None if meta is None else self._version(meta, key)
 
     def _put(self, key: str, data: bytes, mode: PutMode) -> S3Version | None:
         """The new version, or ``None`` if a conditional ``mode`` did not hold."""
